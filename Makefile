@@ -1,0 +1,42 @@
+# The README's commands. `make test` runs every check and every test; it bootstraps .venv on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: test check lint typecheck layers unit integration bench clean
+
+test: check unit integration
+
+check: lint typecheck layers
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check skalds tests bench
+	$(BIN)/ruff format --check skalds tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+# pytest exits 5 when it collects nothing; an empty suite is not a failure.
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+integration: $(STAMP)
+	$(BIN)/pytest -m integration tests/integration; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+bench: $(STAMP)
+	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

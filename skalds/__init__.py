@@ -1,0 +1,30 @@
+"""Skalds: dispatch long-running tasks to worker nodes and keep control of them while they run.
+
+This module is the public API for worker authors. Names are resolved lazily (module ``__getattr__``), so
+``import skalds.domain`` loads nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("skalds")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+_PUBLIC: dict[str, str] = {}
+"""Public name -> defining module; filled as the worker authoring API lands."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skalds' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

@@ -1,0 +1,134 @@
+"""Domain events: facts, in the past tense, that live views and other components react to.
+
+Every task event carries the status before and after and the task's new version, so a consumer can
+order events per task and drop duplicates (at-least-once delivery) without reading the repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skalds.domain.task import DesiredState, TaskStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DomainEvent:
+    """Base of every event; ``at`` is epoch milliseconds from the injected clock."""
+
+    at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEvent(DomainEvent):
+    task_id: str
+    version: int
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    desired_state: DesiredState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCreated(TaskEvent):
+    class_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAssigned(TaskEvent):
+    executor: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(TaskEvent):
+    executor: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPauseRequested(TaskEvent):
+    executor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPaused(TaskEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResumeRequested(TaskEvent):
+    executor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResumed(TaskEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCancelRequested(TaskEvent):
+    executor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCancelled(TaskEvent):
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFinished(TaskEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(TaskEvent):
+    error: str | None
+    attempt: int
+    attempts_left: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRequeued(TaskEvent):
+    """The owner is gone (node offline, assignment timed out); the task waits for a new node."""
+
+    previous_executor: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRetried(TaskEvent):
+    automatic: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAttachmentsUpdated(TaskEvent):
+    attachments_version: int
+    executor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAttachmentsApplied(TaskEvent):
+    applied_attachments_version: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDeleted(TaskEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeEvent(DomainEvent):
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeCameOnline(NodeEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeWentSuspect(NodeEvent):
+    silent_for_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeWentOffline(NodeEvent):
+    silent_for_ms: int

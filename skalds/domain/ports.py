@@ -1,0 +1,142 @@
+"""Ports: what the core needs from the outside world, named by capability.
+
+Each port's docstring is its contract; one abstract test suite per port pins it, and every adapter (the
+in-memory twin and the real one) must pass that suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, TypeVar
+
+from skalds.domain.commands import NodeCommand
+from skalds.domain.events import DomainEvent
+from skalds.domain.heartbeat import HeartbeatReport
+from skalds.domain.nodes import Node
+from skalds.domain.task import Task, TaskMode, TaskStatus
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str:
+        """A fresh, unique, URL-safe id."""
+        ...
+
+
+class TaskOrder(StrEnum):
+    NEWEST_FIRST = "newest_first"  # createDateTime descending: what people browse
+    DISPATCH = "dispatch"  # priority descending, then createDateTime ascending: what the dispatcher takes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskQuery:
+    """Filters combine with AND. ``id_contains`` is plain text, never a pattern."""
+
+    statuses: frozenset[TaskStatus] | None = None
+    class_name: str | None = None
+    id_contains: str | None = None
+    executor: str | None = None
+    modes: frozenset[TaskMode] | None = None
+    offset: int = 0
+    limit: int | None = 50
+    order: TaskOrder = TaskOrder.NEWEST_FIRST
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPage:
+    items: Sequence[Task]
+    total: int
+
+
+class TaskRepository(Protocol):
+    """Durable task storage with compare-and-set on ``Task.version``.
+
+    ``update(task, expected_version)`` stores ``task`` only if the stored version is still
+    ``expected_version``; otherwise it raises ConflictError and stores nothing.
+    """
+
+    async def get(self, task_id: str) -> Task:
+        """The task, or TaskNotFoundError."""
+        ...
+
+    async def list(self, query: TaskQuery) -> TaskPage: ...
+
+    async def insert(self, task: Task) -> None:
+        """Store a new task, or TaskAlreadyExistsError when the id is taken."""
+        ...
+
+    async def update(self, task: Task, expected_version: int) -> None: ...
+
+    async def update_many(self, updates: Sequence[tuple[Task, int]]) -> Sequence[str]:
+        """Compare-and-set each (task, expected version); returns the ids that lost and were not stored."""
+        ...
+
+    async def delete(self, task_id: str, expected_version: int) -> None:
+        """Remove the task if its version still matches; ConflictError or TaskNotFoundError otherwise."""
+        ...
+
+    async def class_names(self) -> Sequence[str]:
+        """Distinct class names of stored tasks, sorted."""
+        ...
+
+    async def count_by_status(self) -> Mapping[TaskStatus, int]: ...
+
+
+class LiveStateStore(Protocol):
+    """Short-lived state: worker heartbeats and the node registry. Entries expire when no longer fed."""
+
+    async def record_heartbeat(self, task_id: str, report: HeartbeatReport) -> HeartbeatReport:
+        """Store a heartbeat; returns it with ``progress_changed_at`` stamped."""
+        ...
+
+    async def latest_heartbeats(self, task_ids: Sequence[str]) -> Mapping[str, HeartbeatReport]:
+        """Latest report per task, for many tasks in one call; tasks without one are absent."""
+        ...
+
+    async def heartbeat_history(self, task_id: str, limit: int) -> Sequence[HeartbeatReport]:
+        """Up to ``limit`` most recent reports, oldest first."""
+        ...
+
+    async def forget_tasks(self, task_ids: Sequence[str]) -> None: ...
+
+    async def put_node(self, node: Node) -> None:
+        """Register a node or replace what is known about it (heartbeat, inventory, usage)."""
+        ...
+
+    async def get_node(self, node_id: str) -> Node | None: ...
+
+    async def list_nodes(self) -> Sequence[Node]: ...
+
+    async def remove_node(self, node_id: str) -> None: ...
+
+
+class EventPublisher(Protocol):
+    """Delivers domain events to every subscriber and node commands to the addressed node, at least once."""
+
+    async def publish(self, message: DomainEvent | NodeCommand) -> None: ...
+
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Subscription(Protocol[T_co]):
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+    async def close(self) -> None: ...
+
+
+class EventSubscriber(Protocol):
+    """Streams of what was published after subscribing."""
+
+    def events(self) -> Subscription[DomainEvent]: ...
+
+    def commands(self, node_id: str) -> Subscription[NodeCommand]:
+        """Commands addressed to ``node_id`` only."""
+        ...
