@@ -132,3 +132,54 @@ class NodeWentSuspect(NodeEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeWentOffline(NodeEvent):
     silent_for_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHeartbeatObserved(DomainEvent):
+    """A new heartbeat was seen for a task (published by the monitor once per cycle per task at most)."""
+
+    task_id: str
+    sequence: int
+    progress: float | None
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskErrorReported(DomainEvent):
+    """A running worker reported a non-fatal error (upstream's ``has-error``)."""
+
+    task_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskVerdictChanged(DomainEvent):
+    """The heartbeat verdict on a live task changed, e.g. progressing -> stalled."""
+
+    task_id: str
+    previous: str | None
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPauseNotHonoured(DomainEvent):
+    """A pause was requested but the worker kept running past the grace period."""
+
+    task_id: str
+    requested_for_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRaised(DomainEvent):
+    alert_id: str
+    rule: str
+    severity: str
+    subject: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertResolved(DomainEvent):
+    alert_id: str
+    rule: str
+    subject: str

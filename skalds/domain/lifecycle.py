@@ -91,6 +91,8 @@ class CommandArgs:
     reason: str | None = None
     attachments: Mapping[str, Any] | None = None
     attachments_version: int | None = None
+    retry_at: int | None = None
+    at: int = 0
 
 
 Guard = Callable[[Task, CommandArgs], str | None]
@@ -131,6 +133,14 @@ def _attempts_left(task: Task, args: CommandArgs) -> str | None:
     return f"no attempts left ({task.attempt} of {task.max_attempts} used)"
 
 
+def _retry_due(task: Task, args: CommandArgs) -> str | None:
+    if task.retry_at is None:
+        return "no automatic retry is scheduled"
+    if args.at < task.retry_at:
+        return f"the next attempt is not due before {task.retry_at}"
+    return _attempts_left(task, args)
+
+
 def _new_attachments(task: Task, args: CommandArgs) -> str | None:
     if args.attachments is None:
         return "attachments are required"
@@ -156,7 +166,7 @@ GUARDS: Mapping[TaskCommand, tuple[Guard, ...]] = MappingProxyType(
         C.CONFIRM_RESUME: (_desired(DesiredState.RUN, "no resume was requested"),),
         C.CANCEL: (_not_cancelling,),
         C.REQUEUE: (_requeue,),
-        C.AUTO_RETRY: (_attempts_left,),
+        C.AUTO_RETRY: (_retry_due,),
         C.UPDATE_ATTACHMENTS: (_new_attachments,),
         C.ACK_ATTACHMENTS: (_ack,),
     }
@@ -193,14 +203,21 @@ def apply(
     reason: str | None = None,
     attachments: Mapping[str, Any] | None = None,
     attachments_version: int | None = None,
+    retry_at: int | None = None,
 ) -> tuple[Task, ev.TaskEvent]:
-    """Apply one command: the only way a task's lifecycle changes. Returns the new task and its event."""
+    """Apply one command: the only way a task's lifecycle changes. Returns the new task and its event.
+
+    ``retry_at`` goes with FAIL: when the task still has attempts left, the time an automatic retry is due
+    (the caller computes it from its retry policy).
+    """
     args = CommandArgs(
         executor=executor,
         error=error,
         reason=reason,
         attachments=attachments,
         attachments_version=attachments_version,
+        retry_at=retry_at,
+        at=at,
     )
     target = check(task, command, args)
     changes = _CHANGES[command](task, args, at)
@@ -216,7 +233,13 @@ def _terminal(at: int, **extra: Any) -> dict[str, Any]:
 
 def _back_to_queue(task: Task, at: int) -> dict[str, Any]:
     """Nobody owns a queued task: forget the executor, and whatever the operator wanted of the old run."""
-    return {"executor": None, "assigned_at": None, "started_at": None, "desired_state": DesiredState.RUN}
+    return {
+        "executor": None,
+        "assigned_at": None,
+        "started_at": None,
+        "desired_state": DesiredState.RUN,
+        "retry_at": None,
+    }
 
 
 _CHANGES: Mapping[TaskCommand, Callable[[Task, CommandArgs, int], dict[str, Any]]] = MappingProxyType(
@@ -241,7 +264,11 @@ _CHANGES: Mapping[TaskCommand, Callable[[Task, CommandArgs, int], dict[str, Any]
         ),
         C.CONFIRM_CANCEL: lambda t, a, at: _terminal(at),
         C.FINISH: lambda t, a, at: _terminal(at),
-        C.FAIL: lambda t, a, at: _terminal(at, last_error=a.error or "failed without an error message"),
+        C.FAIL: lambda t, a, at: _terminal(
+            at,
+            last_error=a.error or "failed without an error message",
+            retry_at=a.retry_at if t.attempts_left > 0 else None,
+        ),
         C.REQUEUE: lambda t, a, at: _back_to_queue(t, at),
         C.RETRY: lambda t, a, at: {
             **_back_to_queue(t, at),

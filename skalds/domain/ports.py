@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from skalds.domain.alerts import Alert
 from skalds.domain.commands import NodeCommand
 from skalds.domain.events import DomainEvent
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import Node
 from skalds.domain.task import Task, TaskMode, TaskStatus
+from skalds.domain.workers import WorkerState
 
 
 class Clock(Protocol):
@@ -44,6 +46,7 @@ class TaskQuery:
     id_contains: str | None = None
     executor: str | None = None
     modes: frozenset[TaskMode] | None = None
+    retry_due_by: int | None = None  # only failed tasks whose automatic retry is due by then
     offset: int = 0
     limit: int | None = 50
     order: TaskOrder = TaskOrder.NEWEST_FIRST
@@ -87,6 +90,10 @@ class TaskRepository(Protocol):
         ...
 
     async def count_by_status(self) -> Mapping[TaskStatus, int]: ...
+
+    async def count_by_executor(self, statuses: frozenset[TaskStatus]) -> Mapping[str, int]:
+        """How many tasks in ``statuses`` each executor holds (tasks without an executor are left out)."""
+        ...
 
 
 class LiveStateStore(Protocol):
@@ -140,3 +147,49 @@ class EventSubscriber(Protocol):
     def commands(self, node_id: str) -> Subscription[NodeCommand]:
         """Commands addressed to ``node_id`` only."""
         ...
+
+
+class WorkerCatalog(Protocol):
+    """The worker classes this process knows, and their attachment models."""
+
+    def class_names(self) -> frozenset[str]:
+        """Known class names; empty means the catalog knows none and cannot judge."""
+        ...
+
+    def validate_attachments(self, class_name: str, attachments: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The attachments as the class's model accepts them, or ValidationError naming the field."""
+        ...
+
+
+class WorkerSupervisor(Protocol):
+    """Runs one worker per task on this node and reports on them; never raises for an unknown task id."""
+
+    async def start(self, task: Task) -> None: ...
+
+    async def cancel(self, task_id: str) -> None:
+        """Ask the worker to stop cooperatively; the supervisor escalates after its grace periods."""
+        ...
+
+    async def pause(self, task_id: str) -> None: ...
+
+    async def resume(self, task_id: str) -> None: ...
+
+    async def update(self, task_id: str, attachments: Mapping[str, Any], version: int) -> None: ...
+
+    def states(self) -> Mapping[str, WorkerState]:
+        """Every worker not yet forgotten, including ended ones (with their outcome)."""
+        ...
+
+    def forget(self, task_id: str) -> None:
+        """Drop an ended worker once its outcome is recorded."""
+        ...
+
+    async def shutdown(self) -> None:
+        """Cancel every worker and wait for them to end."""
+        ...
+
+
+class NotificationChannel(Protocol):
+    """Where alerts go (webhook, chat, ...). A channel logs its own failures; they never stop the monitor."""
+
+    async def notify(self, alert: Alert) -> None: ...

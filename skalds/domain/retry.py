@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from skalds.domain.errors import ValidationError
-from skalds.domain.task import Task, TaskStatus
+from skalds.domain.task import Task
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,9 +31,8 @@ class RetryPolicy:
         return int(min(delay, self.max_delay_ms))
 
 
-def retry_due_at(task: Task, policy: RetryPolicy) -> int | None:
-    """When an automatic retry may happen, or None when the task is not failed or has no attempts left."""
-    if task.lifecycle_status is not TaskStatus.FAILED or task.attempts_left == 0:
+def retry_at(task: Task, failed_at: int, policy: RetryPolicy) -> int | None:
+    """When the task, failing now, may be retried automatically; None when it has no attempts left."""
+    if task.attempts_left == 0:
         return None
-    failed_at = task.finished_at if task.finished_at is not None else task.update_date_time
     return failed_at + policy.delay_ms(task.attempt)

@@ -64,7 +64,8 @@ class Task:
     """A unit of long-running work and everything the system knows about it.
 
     ``version`` grows by one with every stored change and is the compare-and-set token.
-    ``attempt`` counts assignments; automatic retries stop at ``max_attempts``.
+    ``attempt`` counts assignments; automatic retries stop at ``max_attempts``. ``retry_at`` is when a
+    failed task with attempts left may be retried automatically.
     """
 
     id: str
@@ -93,6 +94,7 @@ class Task:
     started_at: int | None = None
     finished_at: int | None = None
     last_error: str | None = None
+    retry_at: int | None = None
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():

@@ -8,6 +8,7 @@ from skalds.domain import events as ev
 from skalds.domain import lifecycle
 from skalds.domain.errors import IllegalTransitionError, ValidationError
 from skalds.domain.lifecycle import TRANSITIONS, TaskCommand
+from skalds.domain.retry import RetryPolicy, retry_at
 from skalds.domain.task import TERMINAL, DesiredState, TaskStatus
 from tests.unit.domain.builders import a_task, running_task
 
@@ -146,9 +147,20 @@ def test_failing_records_the_error_and_the_attempts_left() -> None:
 
 
 def test_automatic_retry_stops_at_max_attempts() -> None:
-    task, _ = lifecycle.apply(running_task(max_attempts=1), C.FAIL, at=9_000, error="boom")
-    with pytest.raises(IllegalTransitionError, match="no attempts left"):
+    task, _ = lifecycle.apply(running_task(max_attempts=1), C.FAIL, at=9_000, error="boom", retry_at=9_500)
+    assert task.retry_at is None
+    with pytest.raises(IllegalTransitionError, match="no automatic retry"):
         lifecycle.apply(task, C.AUTO_RETRY, at=10_000)
+
+
+def test_automatic_retry_waits_for_its_backoff() -> None:
+    task, _ = lifecycle.apply(running_task(max_attempts=2), C.FAIL, at=9_000, error="boom", retry_at=14_000)
+    with pytest.raises(IllegalTransitionError, match="not due before 14000"):
+        lifecycle.apply(task, C.AUTO_RETRY, at=13_999)
+    task, event = lifecycle.apply(task, C.AUTO_RETRY, at=14_000)
+    assert (task.lifecycle_status, task.retry_at, task.attempt) == (S.CREATED, None, 1)
+    assert isinstance(event, ev.TaskRetried)
+    assert event.automatic
 
 
 def test_an_operator_retry_always_grants_one_more_attempt() -> None:
@@ -238,3 +250,11 @@ def test_a_lost_run_counts_as_an_attempt_so_a_poison_task_cannot_requeue_forever
     task = running_task(max_attempts=1)
     with pytest.raises(IllegalTransitionError, match="no attempts left"):
         lifecycle.apply(task, C.REQUEUE, at=5_000, reason="node n1 offline")
+
+
+def test_backoff_grows_exponentially_up_to_its_cap() -> None:
+    policy = RetryPolicy(base_delay_ms=1_000, factor=2, max_delay_ms=5_000)
+    assert [policy.delay_ms(n) for n in (1, 2, 3, 4)] == [1_000, 2_000, 4_000, 5_000]
+    task = running_task(max_attempts=2)
+    assert retry_at(task, failed_at=10_000, policy=policy) == 11_000
+    assert retry_at(running_task(max_attempts=1), failed_at=10_000, policy=policy) is None

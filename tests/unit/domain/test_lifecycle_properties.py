@@ -51,6 +51,7 @@ class OneTaskLifecycle(RuleBasedStateMachine):
                 reason=reason,
                 attachments=attachments,
                 attachments_version=version,
+                retry_at=self.now + 100,
             )
         except IllegalTransitionError as refused:
             assert refused.task_id == before.id

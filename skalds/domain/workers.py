@@ -1,0 +1,22 @@
+"""What a node knows about the workers it supervises; the supervisor port reports it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skalds.domain.heartbeat import Outcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerState:
+    """A snapshot of one worker as its supervisor sees it.
+
+    ``outcome`` is set once the worker has ended; the node records it and then forgets the worker.
+    """
+
+    task_id: str
+    progress: float | None = None
+    outcome: Outcome | None = None
+    error: str | None = None
+    paused: bool = False
+    applied_attachments_version: int | None = None
