@@ -29,7 +29,8 @@ class HeartbeatReport:
 
     ``sequence`` increases with every beat of one worker run. ``progress`` is optional (0-100 or any
     counter the worker chooses); ``progress_changed_at`` may be stamped by the store when it keeps only the
-    latest report, so stalls stay visible without a long history.
+    latest report, so stalls stay visible without a long history. ``attempt`` names the run that sent it, so
+    a late report from an earlier run is not taken for the current one.
     """
 
     received_at: int
@@ -40,6 +41,7 @@ class HeartbeatReport:
     error: str | None = None
     paused: bool = False
     applied_attachments_version: int | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +109,11 @@ def progress_changed_at(reports: Sequence[HeartbeatReport]) -> int | None:
             break
         since = min(since, report.progress_changed_at or report.received_at)
     return since
+
+
+def current_reports(task: Task, reports: Sequence[HeartbeatReport]) -> list[HeartbeatReport]:
+    """The reports sent by the task's current run (reports that name no attempt are trusted)."""
+    return [r for r in reports if r.attempt is None or r.attempt == task.attempt]
 
 
 def interpret(task: Task, reports: Sequence[HeartbeatReport], now: int, policy: HeartbeatPolicy) -> Verdict:

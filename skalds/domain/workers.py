@@ -15,6 +15,7 @@ class WorkerState:
     """
 
     task_id: str
+    attempt: int | None = None
     progress: float | None = None
     outcome: Outcome | None = None
     error: str | None = None

@@ -1,0 +1,209 @@
+"""Runs workers as asyncio tasks inside the node's own process: the embedded mode and the tests use it.
+
+Workers are ``async def worker(ctx)`` callables. Cancel is cooperative first (``ctx.cancel_requested``,
+``ctx.checkpoint()``, ``ctx.sleep()``), then the asyncio task is cancelled after ``cancel_grace_s``.
+The OS-process supervisor gives the same guarantees to workers in their own processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from skalds.domain.heartbeat import Outcome
+from skalds.domain.ports import WorkerSupervisor
+from skalds.domain.task import Task
+from skalds.domain.workers import WorkerState
+
+log = logging.getLogger(__name__)
+
+
+class WorkerCancelledError(Exception):
+    """Raised inside a worker by ``checkpoint()`` once a cancel was requested."""
+
+
+UpdateHandler = Callable[[Mapping[str, Any], int], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class InProcessWorkerContext:
+    """What a worker sees: its task, its parameters, and the operator's wishes."""
+
+    task_id: str
+    attachments: Mapping[str, Any]
+    attachments_version: int
+    on_update: UpdateHandler | None = None
+    _state: WorkerState = field(init=False)
+    _cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    _resume: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._state = WorkerState(task_id=self.task_id)
+        self._resume.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def pause_requested(self) -> bool:
+        return not self._resume.is_set()
+
+    def report_progress(self, progress: float) -> None:
+        self._state = replace(self._state, progress=progress)
+
+    def report_error(self, message: str) -> None:
+        """A non-fatal error: the worker goes on, the operator sees it."""
+        self._state = replace(self._state, error=message)
+
+    async def checkpoint(self) -> None:
+        """Raise WorkerCancelledError if cancelled; wait here while paused."""
+        if self.pause_requested and not self.cancel_requested:
+            self._state = replace(self._state, paused=True)
+            cancel = asyncio.create_task(self._cancel.wait())
+            resume = asyncio.create_task(self._resume.wait())
+            await asyncio.wait({cancel, resume}, return_when=asyncio.FIRST_COMPLETED)
+            cancel.cancel()
+            resume.cancel()
+            self._state = replace(self._state, paused=False)
+        if self.cancel_requested:
+            raise WorkerCancelledError(self.task_id)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once on cancel; then honour cancel and pause."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._cancel.wait(), timeout=seconds)
+        await self.checkpoint()
+
+
+WorkerFunction = Callable[[InProcessWorkerContext], Coroutine[Any, Any, None]]
+
+
+@dataclass(slots=True)
+class _Running:
+    context: InProcessWorkerContext
+    task: asyncio.Task[None]
+    attempt: int
+    outcome: Outcome | None = None
+    error: str | None = None
+
+
+class InProcessWorkerSupervisor(WorkerSupervisor):
+    def __init__(self, workers: Mapping[str, WorkerFunction], *, cancel_grace_s: float = 5.0) -> None:
+        self._workers = dict(workers)
+        self._cancel_grace_s = cancel_grace_s
+        self._running: dict[str, _Running] = {}
+        self._killers: set[asyncio.Task[None]] = set()
+
+    @property
+    def classes(self) -> frozenset[str]:
+        return frozenset(self._workers)
+
+    async def start(self, task: Task) -> None:
+        if task.id in self._running:
+            return
+        function = self._workers.get(task.class_name)
+        context = InProcessWorkerContext(
+            task_id=task.id, attachments=dict(task.attachments), attachments_version=task.attachments_version
+        )
+        if function is None:
+            done: asyncio.Task[None] = asyncio.create_task(asyncio.sleep(0))
+            self._running[task.id] = _Running(
+                context, done, task.attempt, Outcome.FAILED, f"no worker registered for {task.class_name!r}"
+            )
+            return
+        running = _Running(
+            context, asyncio.create_task(function(context), name=f"worker-{task.id}"), task.attempt
+        )
+        running.task.add_done_callback(functools.partial(self._ended, running))
+        self._running[task.id] = running
+
+    async def cancel(self, task_id: str) -> None:
+        running = self._running.get(task_id)
+        if running is None or running.task.done():
+            return
+        running.context._cancel.set()
+        killer = asyncio.create_task(self._kill_after_grace(running))
+        self._killers.add(killer)
+        killer.add_done_callback(self._killers.discard)
+
+    async def pause(self, task_id: str) -> None:
+        running = self._running.get(task_id)
+        if running is not None:
+            running.context._resume.clear()
+
+    async def resume(self, task_id: str) -> None:
+        running = self._running.get(task_id)
+        if running is not None:
+            running.context._resume.set()
+
+    async def update(self, task_id: str, attachments: Mapping[str, Any], version: int) -> None:
+        running = self._running.get(task_id)
+        if running is None or running.task.done():
+            return
+        context = running.context
+        context.attachments, context.attachments_version = dict(attachments), version
+        try:
+            if context.on_update is not None:
+                result = context.on_update(context.attachments, version)
+                if result is not None:
+                    await result
+        except Exception as error:
+            context.report_error(f"update to attachments version {version} rejected: {error}")
+            return
+        context._state = replace(context._state, applied_attachments_version=version)
+
+    def states(self) -> Mapping[str, WorkerState]:
+        return {
+            task_id: replace(
+                r.context._state,
+                attempt=r.attempt,
+                outcome=r.outcome,
+                error=r.error or r.context._state.error,
+            )
+            for task_id, r in self._running.items()
+        }
+
+    def forget(self, task_id: str) -> None:
+        running = self._running.get(task_id)
+        if running is not None and running.outcome is not None:
+            del self._running[task_id]
+
+    async def shutdown(self) -> None:
+        for task_id in list(self._running):
+            await self.cancel(task_id)
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._cancel_grace_s + 1)
+        for killer in list(self._killers):
+            killer.cancel()
+
+    async def _kill_after_grace(self, running: _Running) -> None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(running.task), timeout=self._cancel_grace_s)
+        if not running.task.done():
+            log.warning(
+                "worker %s ignored cancel for %ss; stopping it", running.context.task_id, self._cancel_grace_s
+            )
+            running.task.cancel()
+
+    def _ended(self, running: _Running, task: asyncio.Task[None]) -> None:
+        cancelled = running.context.cancel_requested
+        if task.cancelled():
+            running.outcome = Outcome.CANCELLED
+            return
+        error = task.exception()
+        if error is None:
+            running.outcome = Outcome.CANCELLED if cancelled else Outcome.FINISHED
+        elif isinstance(error, WorkerCancelledError):
+            running.outcome = Outcome.CANCELLED
+        else:
+            running.outcome = Outcome.FAILED
+            tb = "".join(traceback.format_exception(error, limit=-3))
+            running.error = f"{type(error).__name__}: {error}\n{tb}"[:4_000]

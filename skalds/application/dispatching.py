@@ -1,0 +1,259 @@
+"""The dispatcher: assigns queued tasks to nodes, and schedules automatic retries.
+
+It is event-driven: a created, re-queued or retried task, a finished task that frees a slot, or a node coming
+online wakes it at once; the periodic sweep is only the safety net. Assignment is a compare-and-set per task,
+so two dispatchers running at once never assign a task twice: the loser's write is refused and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from skalds.domain import events as ev
+from skalds.domain import lifecycle
+from skalds.domain.commands import AssignTask
+from skalds.domain.dispatch import (
+    Assignment,
+    DispatchStrategy,
+    ResourceThresholds,
+    assign_batch,
+    node_refusal,
+)
+from skalds.domain.errors import IllegalTransitionError
+from skalds.domain.heartbeat import HeartbeatPolicy
+from skalds.domain.lifecycle import TaskCommand
+from skalds.domain.nodes import Node
+from skalds.domain.ports import (
+    Clock,
+    EventPublisher,
+    EventSubscriber,
+    LiveStateStore,
+    TaskOrder,
+    TaskQuery,
+    TaskRepository,
+)
+from skalds.domain.task import LIVE, Task, TaskMode, TaskStatus
+
+log = logging.getLogger(__name__)
+
+WAKING_EVENTS = (
+    ev.TaskCreated,
+    ev.TaskRequeued,
+    ev.TaskRetried,
+    ev.TaskFinished,
+    ev.TaskFailed,
+    ev.TaskCancelled,
+    ev.TaskDeleted,
+    ev.NodeCameOnline,
+)
+"""Events after which a queued task may have become assignable."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchReport:
+    assigned: int = 0
+    lost: int = 0  # another dispatcher (or an operator) changed the task first
+    pending: int = 0
+    expired: int = 0
+    retried: int = 0
+
+
+@dataclass(slots=True)
+class DispatcherCounters:
+    cycles: int = 0
+    assigned: int = 0
+    lost: int = 0
+    retried: int = 0
+    expired: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        repository: TaskRepository,
+        live: LiveStateStore,
+        publisher: EventPublisher,
+        clock: Clock,
+        *,
+        strategy: DispatchStrategy,
+        policy: HeartbeatPolicy,
+        rng: random.Random,
+        thresholds: ResourceThresholds | None = None,
+        batch_size: int = 1_000,
+    ) -> None:
+        self._repository = repository
+        self._live = live
+        self._publisher = publisher
+        self._clock = clock
+        self.strategy = strategy
+        self._policy = policy
+        self._rng = rng
+        self._thresholds = thresholds or ResourceThresholds()
+        self._batch_size = batch_size
+        self._cursor: str | None = None
+        self._pending_reasons: Mapping[str, str] = MappingProxyType({})
+        self.counters = DispatcherCounters()
+
+    def pending_reason(self, task_id: str) -> str | None:
+        """Why a queued task was not assigned in the last cycle, for the API."""
+        return self._pending_reasons.get(task_id)
+
+    async def dispatch_once(self) -> DispatchReport:
+        """Assign every queued task that fits, page by page in dispatch order."""
+        now = self._clock.now_ms()
+        nodes = await self._live.list_nodes()
+        loads = dict(await self._repository.count_by_executor(LIVE))
+        reasons: dict[str, str] = {}
+        assigned = lost = expired = offset = 0
+        while True:
+            page = await self._repository.list(
+                TaskQuery(
+                    statuses=frozenset({TaskStatus.CREATED}),
+                    modes=frozenset({TaskMode.PASSIVE}),
+                    order=TaskOrder.DISPATCH,
+                    offset=offset,
+                    limit=self._batch_size,
+                )
+            )
+            if not page.items:
+                break
+            fresh = [t for t in page.items if not _expired(t, now)]
+            expired += await self._expire([t for t in page.items if _expired(t, now)], now)
+            plan = assign_batch(
+                fresh,
+                nodes,
+                strategy=self.strategy,
+                now=now,
+                policy=self._policy,
+                rng=self._rng,
+                cursor=self._cursor,
+                loads=loads,
+                thresholds=self._thresholds,
+            )
+            self._cursor = plan.cursor
+            reasons.update(plan.pending)
+            won = await self._claim(page.items, plan.assignments, now)
+            for assignment in plan.assignments:
+                if assignment.task_id in won:
+                    loads[assignment.node_id] = loads.get(assignment.node_id, 0) + 1
+            assigned += len(won)
+            lost += len(plan.assignments) - len(won)
+            # assigned and expired tasks left the queue, so they no longer take up offsets
+            offset += len(fresh) - len(plan.assignments)
+            if len(page.items) < self._batch_size or not self._has_free_slot(nodes, loads, now):
+                break
+        self._pending_reasons = MappingProxyType(reasons)
+        self.counters.cycles += 1
+        self.counters.assigned += assigned
+        self.counters.lost += lost
+        self.counters.expired += expired
+        return DispatchReport(assigned=assigned, lost=lost, pending=len(reasons), expired=expired)
+
+    async def retry_due(self) -> int:
+        """Move failed tasks whose backoff has passed back to the queue."""
+        now = self._clock.now_ms()
+        page = await self._repository.list(TaskQuery(retry_due_by=now, limit=self._batch_size))
+        updates: list[tuple[Task, int]] = []
+        events: list[ev.TaskEvent] = []
+        for task in page.items:
+            try:
+                new, event = lifecycle.apply(task, TaskCommand.AUTO_RETRY, at=now)
+            except IllegalTransitionError:
+                continue
+            updates.append((new, task.version))
+            events.append(event)
+        lost = set(await self._repository.update_many(updates))
+        for event in events:
+            if event.task_id not in lost:
+                await self._publisher.publish(event)
+        retried = len(events) - len(lost)
+        self.counters.retried += retried
+        return retried
+
+    async def run(self, subscriber: EventSubscriber, *, interval_s: float) -> None:
+        """Dispatch on every waking event and at least every ``interval_s``, until cancelled."""
+        wake = asyncio.Event()
+        subscription = subscriber.events()
+
+        async def listen() -> None:
+            async for event in subscription:
+                if isinstance(event, WAKING_EVENTS):
+                    wake.set()
+
+        listener = asyncio.create_task(listen(), name="dispatcher-listener")
+        try:
+            while True:
+                wake.clear()
+                try:
+                    await self.retry_due()
+                    await self.dispatch_once()
+                except Exception:  # a failing backend must not kill the loop; the next cycle retries
+                    log.exception("dispatch cycle failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=interval_s)
+        finally:
+            listener.cancel()
+            await subscription.close()
+
+    def _has_free_slot(self, nodes: Sequence[Node], loads: Mapping[str, int], now: int) -> bool:
+        return any(
+            node_refusal(node, now, self._policy, self._thresholds) is None
+            and (node.capacity is None or loads.get(node.id, 0) < node.capacity)
+            for node in nodes
+        )
+
+    async def _claim(self, tasks: Sequence[Task], assignments: Sequence[Assignment], now: int) -> set[str]:
+        by_id = {t.id: t for t in tasks}
+        updates: list[tuple[Task, int]] = []
+        events: list[ev.TaskEvent] = []
+        for assignment in assignments:
+            task = by_id[assignment.task_id]
+            new, event = lifecycle.apply(task, TaskCommand.ASSIGN, at=now, executor=assignment.node_id)
+            updates.append((new, task.version))
+            events.append(event)
+        lost = set(await self._repository.update_many(updates))
+        won: set[str] = set()
+        for (new, _), event in zip(updates, events, strict=True):
+            if new.id in lost:
+                continue
+            won.add(new.id)
+            await self._publisher.publish(event)
+            await self._publisher.publish(
+                AssignTask(
+                    task_id=new.id,
+                    node_id=new.executor or "",
+                    version=new.version,
+                    at=now,
+                    attempt=new.attempt,
+                )
+            )
+        return won
+
+    async def _expire(self, tasks: list[Task], now: int) -> int:
+        updates: list[tuple[Task, int]] = []
+        events: list[ev.TaskEvent] = []
+        for task in tasks:
+            new, event = lifecycle.apply(
+                task,
+                TaskCommand.FAIL,
+                at=now,
+                error=f"deadline {task.deadline_date_time} passed before it ran",
+            )
+            updates.append((new, task.version))
+            events.append(event)
+        lost = set(await self._repository.update_many(updates))
+        for event in events:
+            if event.task_id not in lost:
+                await self._publisher.publish(event)
+        return len(events) - len(lost)
+
+
+def _expired(task: Task, now: int) -> bool:
+    deadline = task.deadline_date_time
+    return deadline is not None and deadline > 0 and deadline < now

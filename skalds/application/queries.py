@@ -1,0 +1,115 @@
+"""Read models for the API and dashboard: summary counts, nodes with their health, recent activity.
+
+``ActivityLog`` keeps a bounded list of recent events fed from the event stream, so "recent activity"
+costs nothing per request and never grows without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from skalds.domain import events as ev
+from skalds.domain.errors import NodeNotFoundError
+from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport
+from skalds.domain.nodes import Node, NodeHealth, NodeMode, node_health
+from skalds.domain.ports import Clock, EventSubscriber, LiveStateStore, TaskQuery, TaskRepository
+from skalds.domain.task import LIVE, Task, TaskStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    total_nodes: int
+    online_nodes: int
+    node_nodes: int
+    edge_nodes: int
+    total_tasks: int
+    by_status: Mapping[TaskStatus, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeView:
+    node: Node
+    health: NodeHealth
+    tasks: Sequence[Task]
+
+
+class ActivityLog:
+    """The most recent task and node events, newest last."""
+
+    def __init__(self, limit: int = 200) -> None:
+        self._entries: deque[ev.DomainEvent] = deque(maxlen=limit)
+
+    def observe(self, event: ev.DomainEvent) -> None:
+        if isinstance(event, ev.TaskEvent | ev.NodeEvent | ev.AlertRaised | ev.TaskPauseNotHonoured):
+            self._entries.append(event)
+
+    def recent(self, limit: int = 50) -> list[ev.DomainEvent]:
+        """Newest first."""
+        return list(reversed(self._entries))[:limit]
+
+    async def run(self, subscriber: EventSubscriber) -> None:
+        subscription = subscriber.events()
+        try:
+            async for event in subscription:
+                self.observe(event)
+        finally:
+            await asyncio.shield(subscription.close())
+
+
+class Queries:
+    def __init__(
+        self,
+        repository: TaskRepository,
+        live: LiveStateStore,
+        clock: Clock,
+        policy: HeartbeatPolicy,
+        activity: ActivityLog,
+    ) -> None:
+        self._repository = repository
+        self._live = live
+        self._clock = clock
+        self._policy = policy
+        self.activity = activity
+
+    async def summary(self) -> Summary:
+        nodes = await self._live.list_nodes()
+        now = self._clock.now_ms()
+        by_status = await self._repository.count_by_status()
+        return Summary(
+            total_nodes=len(nodes),
+            online_nodes=sum(node_health(n, now, self._policy) is NodeHealth.ONLINE for n in nodes),
+            node_nodes=sum(n.mode is NodeMode.NODE for n in nodes),
+            edge_nodes=sum(n.mode is NodeMode.EDGE for n in nodes),
+            total_tasks=sum(by_status.values()),
+            by_status={status: by_status.get(status, 0) for status in TaskStatus},
+        )
+
+    async def nodes(self) -> list[NodeView]:
+        nodes = await self._live.list_nodes()
+        live_tasks = (await self._repository.list(TaskQuery(statuses=LIVE, limit=None))).items
+        by_executor: dict[str, list[Task]] = {}
+        for task in live_tasks:
+            by_executor.setdefault(task.executor or "", []).append(task)
+        now = self._clock.now_ms()
+        return [
+            NodeView(node=n, health=node_health(n, now, self._policy), tasks=by_executor.get(n.id, []))
+            for n in nodes
+        ]
+
+    async def node(self, node_id: str) -> NodeView:
+        node = await self._live.get_node(node_id)
+        if node is None:
+            raise NodeNotFoundError(node_id)
+        tasks = (await self._repository.list(TaskQuery(executor=node_id, statuses=LIVE, limit=None))).items
+        return NodeView(node=node, health=node_health(node, self._clock.now_ms(), self._policy), tasks=tasks)
+
+    async def heartbeat_history(self, task_id: str, limit: int = 50) -> Sequence[HeartbeatReport]:
+        """Raises TaskNotFoundError for an unknown task, so the API can tell 404 from "no beats yet"."""
+        await self._repository.get(task_id)
+        return await self._live.heartbeat_history(task_id, limit)
+
+    async def latest_heartbeat(self, task_id: str) -> HeartbeatReport | None:
+        return (await self._live.latest_heartbeats([task_id])).get(task_id)
