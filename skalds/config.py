@@ -1,28 +1,157 @@
-"""Settings, validated once at start-up; invalid values fail with a message naming the setting.
+"""Settings, validated once at start-up from YAML and the environment; bad values are refused by name.
 
 Pydantic lives here, at the edge; the domain receives plain frozen policy objects built from these.
+
+Precedence: ``SKALDS_<SECTION>__<FIELD>`` variables (and the aliases ``SKALDS_KAFKA_BOOTSTRAP``,
+``SKALDS_REDIS_URL``, ``SKALDS_MONGO_URL``) over upstream's variable names (``KAFKA_HOST``, ``DB_NAME``, ...)
+over the YAML file over defaults. Empty variables count as unset. Upstream names only fill in connection
+details: they never switch a backend, so everything stays in memory unless ``backends`` says otherwise.
+``MONITOR_HEARTBEAT_TIMEOUT``, which upstream never read, sets ``heartbeat.dead_after_ms`` here (and lowers
+``suspect_after_ms`` to half of it unless that is set too). ``TASK_WORKER_RETRY`` -1 means unlimited.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import pydantic
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from skalds.application.reconciling import OfflineNodePolicy
 from skalds.domain.dispatch import DispatchStrategy, ResourceThresholds
+from skalds.domain.errors import SkaldsError
 from skalds.domain.heartbeat import HeartbeatPolicy
+from skalds.domain.nodes import NodeMode
 from skalds.domain.retry import RetryPolicy
+
+Positive = Annotated[int, Field(gt=0)]
+Percent = Annotated[float, Field(gt=0, le=100)]
+UNLIMITED_ATTEMPTS = 1_000_000_000  # what TASK_WORKER_RETRY=-1 becomes
+_WORKER_CLASS = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_SECRETS = frozenset({"password", "sasl_password", "api_key"})
+
+
+class SettingsError(SkaldsError):
+    """Settings could not be read or are invalid; every problem names the setting as the user wrote it."""
+
+    def __init__(self, problems: str | Sequence[str], source: str | None = None):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        where = f" ({source})" if source else ""
+        super().__init__(f"invalid settings{where}: " + "; ".join(self.problems))
+
+
+def _any_case(enum: type[StrEnum]) -> BeforeValidator:
+    """Accept a value or name in any case; upstream wrote both ``round_robin`` and ``ROUND_ROBIN``."""
+
+    def parse(value: object) -> object:
+        if isinstance(value, str):
+            wanted = value.strip().casefold()
+            for member in enum:
+                if wanted in (member.value.casefold(), member.name.casefold()):
+                    return member
+        return value
+
+    return BeforeValidator(parse)
+
+
+class Backend(StrEnum):
+    MEMORY = "memory"
+    KAFKA = "kafka"
+    REDIS = "redis"
+    MONGO = "mongo"
+
+
+class ControllerMode(StrEnum):
+    CONTROLLER = "CONTROLLER"  # API only
+    MONITOR = "MONITOR"  # API + monitor + dashboard + SSE
+    DISPATCHER = "DISPATCHER"  # all of that plus the dispatcher
+
+
+class LogLevel(StrEnum):
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class BackendSettings(_Section):
+    """One backend per port; a port refuses a technology that cannot serve it."""
+
+    ALLOWED: ClassVar[Mapping[str, frozenset[Backend]]] = MappingProxyType(
+        {
+            "repository": frozenset({Backend.MEMORY, Backend.MONGO}),
+            "live_state": frozenset({Backend.MEMORY, Backend.REDIS}),
+            "event_bus": frozenset({Backend.MEMORY, Backend.KAFKA}),
+        }
+    )
+    repository: Annotated[Backend, _any_case(Backend)] = Backend.MEMORY
+    live_state: Annotated[Backend, _any_case(Backend)] = Backend.MEMORY
+    event_bus: Annotated[Backend, _any_case(Backend)] = Backend.MEMORY
+
+    @field_validator("*")
+    @classmethod
+    def _supported(cls, value: Backend, info: ValidationInfo) -> Backend:
+        allowed = cls.ALLOWED[info.field_name or ""]
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(sorted(allowed))}")
+        return value
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: Annotated[str, Field(min_length=1)] = "localhost:9092"
+    topic_prefix: str = ""
+    partitions: Positive = 6
+    replication_factor: Positive = 1
+    client_id: str = "skalds"
+    consumer_group_prefix: str = "skalds"  # group id = prefix + node id: stable across restarts
+    security_protocol: str | None = None  # passed through to the client, e.g. SASL_SSL
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class RedisSettings(_Section):
+    url: Annotated[str, Field(min_length=1)] = "redis://localhost:6379/0"
+    password: SecretStr | None = None
+    key_prefix: str = "skalds:"
+    heartbeat_ttl_ms: Positive = 3_600_000
+    node_ttl_ms: Positive = 3_600_000
+
+
+class MongoSettings(_Section):
+    url: Annotated[str, Field(min_length=1)] = "mongodb://localhost:27017"
+    database: Annotated[str, Field(min_length=1)] = "skalds"
+    collection: Annotated[str, Field(min_length=1)] = "tasks"
+
+
 class HeartbeatSettings(_Section):
-    suspect_after_ms: Annotated[int, Field(gt=0)] = 10_000
-    dead_after_ms: Annotated[int, Field(gt=0)] = 30_000
-    stall_after_ms: Annotated[int, Field(gt=0)] | None = 300_000
+    suspect_after_ms: Positive = 10_000
+    dead_after_ms: Positive = 30_000
+    stall_after_ms: Positive | None = 300_000
     first_heartbeat_grace_ms: Annotated[int, Field(ge=0)] = 30_000
+
+    @field_validator("dead_after_ms")
+    @classmethod
+    def _after_suspect(cls, value: int, info: ValidationInfo) -> int:
+        suspect = info.data.get("suspect_after_ms")
+        if suspect is not None and value <= suspect:
+            raise ValueError(f"must be greater than suspect_after_ms ({suspect} ms)")
+        return value
 
     def policy(self) -> HeartbeatPolicy:
         return HeartbeatPolicy(
@@ -34,14 +163,16 @@ class HeartbeatSettings(_Section):
 
 
 class DispatchSettings(_Section):
-    strategy: DispatchStrategy = DispatchStrategy.LEAST_TASKS
-    max_cpu_percent: Annotated[float, Field(gt=0, le=100)] | None = None
-    max_memory_percent: Annotated[float, Field(gt=0, le=100)] | None = None
-
-    @field_validator("strategy", mode="before")
-    @classmethod
-    def _case_insensitive(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+    strategy: Annotated[DispatchStrategy, _any_case(DispatchStrategy)] = DispatchStrategy.LEAST_TASKS
+    max_cpu_percent: Percent | None = None
+    max_memory_percent: Percent | None = None
+    interval_ms: Positive = 5_000  # the safety-net sweep; events trigger dispatch sooner
+    batch_size: Positive = 1_000
+    assign_timeout_ms: Positive = 60_000
+    offline_node_policy: Annotated[OfflineNodePolicy, _any_case(OfflineNodePolicy)] = (
+        OfflineNodePolicy.REQUEUE
+    )
+    default_max_attempts: Positive = 3
 
     def thresholds(self) -> ResourceThresholds:
         return ResourceThresholds(
@@ -60,7 +191,266 @@ class RetrySettings(_Section):
         )
 
 
+class MonitorSettings(_Section):
+    interval_ms: Positive = 3_000
+    cancel_grace_ms: Positive = 30_000  # after a cancel request, before the monitor escalates
+    pause_grace_ms: Positive = 30_000
+    heartbeat_period_ms: Positive = 1_000  # how often nodes report their workers' heartbeats
+
+
+class AlertSettings(_Section):
+    failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.5
+    failure_window_ms: Positive = 300_000
+    failure_min_samples: Positive = 5
+    max_cpu_percent: Percent = 90
+    max_memory_percent: Percent = 90
+    history_limit: Positive = 1_000
+    webhook_url: str | None = None
+
+
+class ControllerSettings(_Section):
+    mode: Annotated[ControllerMode, _any_case(ControllerMode)] = ControllerMode.CONTROLLER
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, le=65_535)] = 8000
+    api_key: SecretStr | None = None
+
+
+class NodeSettings(_Section):
+    id: Annotated[str, Field(min_length=1)] | None = None  # None: generate one at start-up
+    mode: Annotated[NodeMode, _any_case(NodeMode)] = NodeMode.NODE
+    capacity: Annotated[int, Field(ge=0)] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    yaml_file: str | None = None
+    worker_classes: list[str] = Field(default_factory=list)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_from_text(cls, value: object) -> object:
+        """``zone=eu,gpu=yes`` from an environment variable."""
+        if isinstance(value, str):
+            pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("expected key=value pairs separated by commas")
+            return {key.strip(): val.strip() for key, val in pairs}
+        return value
+
+    @field_validator("worker_classes", mode="before")
+    @classmethod
+    def _classes_from_text(cls, value: object) -> object:
+        return (
+            [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+        )
+
+    @field_validator("worker_classes")
+    @classmethod
+    def _import_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not _WORKER_CLASS.match(path):
+                raise ValueError(f"{path!r} is not an import path like 'package.module:ClassName'")
+        return value
+
+
+class LoggingSettings(_Section):
+    level: Annotated[LogLevel, _any_case(LogLevel)] = LogLevel.INFO
+    path: str = "logs"
+    rotation_mb: Positive = 10
+    retention: str = "3 days"
+    split_with_worker_id: bool = False
+    json_format: bool = Field(default=False, alias="json")  # ``json`` would shadow BaseModel.json
+
+
 class Settings(_Section):
+    backends: BackendSettings = BackendSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    mongo: MongoSettings = MongoSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
     dispatch: DispatchSettings = DispatchSettings()
     retry: RetrySettings = RetrySettings()
+    monitor: MonitorSettings = MonitorSettings()
+    alerts: AlertSettings = AlertSettings()
+    controller: ControllerSettings = ControllerSettings()
+    node: NodeSettings = NodeSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+# ---- loading -------------------------------------------------------------------------------------------
+
+Loc = tuple[str, ...]
+Sources = dict[Loc, tuple[str, str]]  # setting -> (environment variable, its text)
+
+
+def _ms(seconds: str) -> int:
+    try:
+        return round(float(seconds) * 1000)
+    except (ValueError, OverflowError):
+        raise ValueError("expected a number of seconds") from None
+
+
+def _attempts(retries: str) -> int:
+    try:
+        count = int(retries)
+    except ValueError:
+        count = -2
+    if count < -1:
+        raise ValueError("expected -1 (retry without limit) or a number of retries >= 0")
+    return UNLIMITED_ATTEMPTS if count == -1 else count + 1
+
+
+def _port(value: str) -> int:
+    if not value.strip().isdigit() or not 0 < int(value) < 65_536:
+        raise ValueError("expected a port number (1-65535)")
+    return int(value)
+
+
+# Upstream's names (reference §10.2): name -> (setting, conversion); host and port pairs build one URL.
+_UPSTREAM: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
+    ("SKALD_ID", ("node", "id"), str),
+    ("SKALD_MODE", ("node", "mode"), str),
+    ("YAML_FILE", ("node", "yaml_file"), str),
+    ("LOG_LEVEL", ("logging", "level"), str),
+    ("LOG_PATH", ("logging", "path"), str),
+    ("LOG_RETENTION", ("logging", "retention"), str),
+    ("LOG_ROTATION_MB", ("logging", "rotation_mb"), str),
+    ("LOG_SPLIT_WITH_WORKER_ID", ("logging", "split_with_worker_id"), str),
+    ("REDIS_PASSWORD", ("redis", "password"), str),
+    ("REDIS_KEY_TTL", ("redis", "heartbeat_ttl_ms"), _ms),
+    ("REDIS_KEY_TTL", ("redis", "node_ttl_ms"), _ms),
+    ("KAFKA_USERNAME", ("kafka", "sasl_username"), str),
+    ("KAFKA_PASSWORD", ("kafka", "sasl_password"), str),
+    ("KAFKA_TOPIC_PARTITIONS", ("kafka", "partitions"), str),
+    ("KAFKA_REPLICATION_FACTOR", ("kafka", "replication_factor"), str),
+    ("MONGO_HOST", ("mongo", "url"), str),
+    ("DB_NAME", ("mongo", "database"), str),
+    ("SYSTEM_CONTROLLER_MODE", ("controller", "mode"), str),
+    ("SYSTEM_CONTROLLER_HOST", ("controller", "host"), str),
+    ("SYSTEM_CONTROLLER_PORT", ("controller", "port"), str),
+    ("MONITOR_TASK_INTERVAL", ("monitor", "interval_ms"), _ms),
+    ("MONITOR_HEARTBEAT_TIMEOUT", ("heartbeat", "dead_after_ms"), _ms),
+    ("DISPATCHER_INTERVAL", ("dispatch", "interval_ms"), _ms),
+    ("DISPATCHER_STRATEGY", ("dispatch", "strategy"), str),
+    ("TASK_WORKER_RETRY", ("dispatch", "default_max_attempts"), _attempts),
+)
+_HOST_PORT: tuple[tuple[str, str, str, Loc, str], ...] = (
+    ("REDIS_HOST", "REDIS_PORT", "6379", ("redis", "url"), "redis://{}:{}/0"),
+    ("KAFKA_HOST", "KAFKA_PORT", "9092", ("kafka", "bootstrap_servers"), "{}:{}"),
+)
+_ALIASES: tuple[tuple[str, Loc], ...] = (
+    ("SKALDS_KAFKA_BOOTSTRAP", ("kafka", "bootstrap_servers")),
+    ("SKALDS_REDIS_URL", ("redis", "url")),
+    ("SKALDS_MONGO_URL", ("mongo", "url")),
+)
+
+
+def _put(raw: dict[str, Any], loc: Loc, value: object, sources: Sources, source: tuple[str, str]) -> None:
+    node = raw
+    for part in loc[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[loc[-1]] = value
+    sources[loc] = source
+
+
+def _overlay_upstream(raw: dict[str, Any], env: Mapping[str, str], sources: Sources) -> None:
+    def text(name: str) -> str | None:
+        return env.get(name) or None
+
+    def convert(name: str, value: str, conversion: Callable[[str], object]) -> object:
+        try:
+            return conversion(value)
+        except ValueError as exc:
+            raise SettingsError([f"{name}={value!r}: {exc}"]) from None
+
+    for host_name, port_name, default_port, loc, form in _HOST_PORT:
+        host, port = text(host_name), text(port_name)
+        if host or (port and host_name not in env):  # an empty host means "not used": leave it alone
+            url = form.format(host or "localhost", convert(port_name, port or default_port, _port))
+            _put(raw, loc, url, sources, (f"{host_name}/{port_name}", url))
+    for name, loc, conversion in _UPSTREAM:
+        if (value := text(name)) is not None:
+            _put(raw, loc, convert(name, value, conversion), sources, (name, value))
+    if text("KAFKA_USERNAME"):  # upstream's SASL_SSL/PLAIN, unless the YAML chose otherwise
+        kafka = raw["kafka"]
+        kafka.setdefault("security_protocol", "SASL_SSL")
+        kafka.setdefault("sasl_mechanism", "PLAIN")
+    timeout = sources.get(("heartbeat", "dead_after_ms"))  # only MONITOR_HEARTBEAT_TIMEOUT so far
+    if timeout and "suspect_after_ms" not in raw["heartbeat"]:  # keep suspect below dead
+        suspect = min(HeartbeatSettings().suspect_after_ms, raw["heartbeat"]["dead_after_ms"] // 2)
+        _put(raw, ("heartbeat", "suspect_after_ms"), suspect, sources, timeout)
+
+
+def _overlay_skalds(raw: dict[str, Any], env: Mapping[str, str], sources: Sources) -> None:
+    for name, loc in _ALIASES:
+        if value := env.get(name):
+            _put(raw, loc, value, sources, (name, value))
+    sections = Settings.model_fields
+    for name in sorted(env):
+        if not name.startswith("SKALDS_") or not env[name] or name in dict(_ALIASES):
+            continue
+        rest, value = name.removeprefix("SKALDS_").lower(), env[name]
+        if "__" not in rest:
+            section = next((section for section in sections if rest.startswith(f"{section}_")), None)
+            if section:  # a likely typo, not someone else's variable
+                fixed = f"SKALDS_{section}__{rest.removeprefix(section + '_')}".upper()
+                raise SettingsError(f"{name}: not a setting; nested names take a double underscore: {fixed}")
+            continue
+        parsed: object = value
+        if value.lstrip().startswith(("[", "{")):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SettingsError([f"{name}: invalid JSON: {exc}"]) from None
+        _put(raw, tuple(rest.split("__")), parsed, sources, (name, value))
+
+
+def _known_fields(loc: Loc) -> str:
+    model: Any = Settings
+    for part in loc:
+        field = (
+            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
+        model = field.annotation if field else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    return ", ".join(sorted(field.alias or name for name, field in model.model_fields.items()))
+
+
+def _problem(error: Any, sources: Sources) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    found = next((sources[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in sources), None)
+    found = found or next((source for key, source in sources.items() if key[: len(loc)] == loc), None)
+    name, shown = (found[0], found[1]) if found else (".".join(loc) or "settings", error.get("input"))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        named = f" {'.'.join(loc)!r}" if found else ""
+        return f"{name}: unknown setting{named}; known here: {_known_fields(loc[:-1])}"
+    if _SECRETS.intersection(loc) or isinstance(shown, dict):
+        return f"{name}: {message}"
+    return f"{name}={shown!r}: {message}"
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The YAML file (if any) overlaid with the environment (``os.environ`` unless given), validated."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError([f"cannot read settings file: {exc.strerror}"], str(path)) from None
+        except yaml.YAMLError as exc:
+            raise SettingsError([f"invalid YAML: {exc}"], str(path)) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError([f"expected a mapping of sections, got {type(loaded).__name__}"], str(path))
+        raw = loaded or {}
+    sources: Sources = {}
+    _overlay_upstream(raw, env, sources)
+    _overlay_skalds(raw, env, sources)
+    try:
+        return Settings.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        source = f"{path} and the environment" if path is not None else None
+        raise SettingsError([_problem(error, sources) for error in exc.errors()], source) from None
