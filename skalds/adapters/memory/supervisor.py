@@ -185,8 +185,7 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
             killer.cancel()
 
     async def _kill_after_grace(self, running: _Running) -> None:
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(running.task), timeout=self._cancel_grace_s)
+        await asyncio.wait({running.task}, timeout=self._cancel_grace_s)
         if not running.task.done():
             log.warning(
                 "worker %s ignored cancel for %ss; stopping it", running.context.task_id, self._cancel_grace_s

@@ -1,0 +1,108 @@
+"""Tasks in a dict, indexed by status: the embedded default, and the twin the contract suite holds the
+MongoDB adapter to. No method awaits halfway, so each is atomic under asyncio."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+from skalds.domain.errors import ConflictError, TaskAlreadyExistsError, TaskNotFoundError
+from skalds.domain.ports import TaskOrder, TaskPage, TaskQuery, TaskRepository
+from skalds.domain.task import Task, TaskStatus
+
+
+class InMemoryTaskRepository(TaskRepository):
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._by_status: dict[TaskStatus, dict[str, None]] = {status: {} for status in TaskStatus}
+
+    async def get(self, task_id: str) -> Task:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        return task
+
+    async def list(self, query: TaskQuery) -> TaskPage:
+        matches = [task for task in self._candidates(query) if _matches(task, query)]
+        if query.order is TaskOrder.DISPATCH:
+            matches.sort(key=lambda t: (-t.priority, t.create_date_time, t.id))
+        else:
+            matches.sort(key=lambda t: (-t.create_date_time, t.id))
+        end = None if query.limit is None else query.offset + query.limit
+        return TaskPage(items=matches[query.offset : end], total=len(matches))
+
+    async def insert(self, task: Task) -> None:
+        if task.id in self._tasks:
+            raise TaskAlreadyExistsError(task.id)
+        self._store(task)
+
+    async def update(self, task: Task, expected_version: int) -> None:
+        self._check(task.id, expected_version)
+        self._store(task)
+
+    async def update_many(self, updates: Sequence[tuple[Task, int]]) -> Sequence[str]:
+        lost: list[str] = []
+        for task, expected_version in updates:
+            try:
+                self._check(task.id, expected_version)
+            except (ConflictError, TaskNotFoundError):
+                lost.append(task.id)
+                continue
+            self._store(task)
+        return lost
+
+    async def delete(self, task_id: str, expected_version: int) -> None:
+        current = self._check(task_id, expected_version)
+        del self._tasks[task_id]
+        del self._by_status[current.lifecycle_status][task_id]
+
+    async def class_names(self) -> Sequence[str]:
+        return sorted({task.class_name for task in self._tasks.values()})
+
+    async def count_by_status(self) -> Mapping[TaskStatus, int]:
+        return {status: len(ids) for status, ids in self._by_status.items()}
+
+    async def count_by_executor(self, statuses: frozenset[TaskStatus]) -> Mapping[str, int]:
+        counts: Counter[str] = Counter()
+        for status in statuses:
+            for task_id in self._by_status[status]:
+                executor = self._tasks[task_id].executor
+                if executor is not None:
+                    counts[executor] += 1
+        return dict(counts)
+
+    def _candidates(self, query: TaskQuery) -> Iterable[Task]:
+        statuses = query.statuses
+        if query.retry_due_by is not None:
+            statuses = frozenset({TaskStatus.FAILED}) & (statuses or frozenset({TaskStatus.FAILED}))
+        if statuses is None:
+            return self._tasks.values()
+        return (self._tasks[task_id] for status in statuses for task_id in self._by_status[status])
+
+    def _check(self, task_id: str, expected_version: int) -> Task:
+        current = self._tasks.get(task_id)
+        if current is None:
+            raise TaskNotFoundError(task_id)
+        if current.version != expected_version:
+            raise ConflictError(task_id, expected_version, current.version)
+        return current
+
+    def _store(self, task: Task) -> None:
+        previous = self._tasks.get(task.id)
+        if previous is not None and previous.lifecycle_status is not task.lifecycle_status:
+            del self._by_status[previous.lifecycle_status][task.id]
+        self._tasks[task.id] = task
+        self._by_status[task.lifecycle_status][task.id] = None
+
+
+def _matches(task: Task, query: TaskQuery) -> bool:
+    if query.class_name is not None and task.class_name != query.class_name:
+        return False
+    if query.id_contains and query.id_contains.casefold() not in task.id.casefold():
+        return False
+    if query.executor is not None and task.executor != query.executor:
+        return False
+    if query.modes is not None and task.mode not in query.modes:
+        return False
+    due_by = query.retry_due_by
+    return due_by is None or (task.retry_at is not None and task.retry_at <= due_by)
