@@ -1,21 +1,219 @@
 """The composition root: the only module that names concrete adapters.
 
-Everything is built from explicit settings; nothing is created at import time.
+Everything is built from validated settings; nothing is created at import time. One Selector per port picks
+the backend named in ``settings.backends``; ``start`` resolves every service once and returns plain objects.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from dependency_injector import containers, providers
 
+from skalds.adapters.catalog import PydanticWorkerCatalog
+from skalds.adapters.memory.event_bus import InMemoryEventBus
+from skalds.adapters.memory.live_state import InMemoryLiveStateStore
+from skalds.adapters.memory.notifications import InMemoryNotificationChannel
+from skalds.adapters.memory.repository import InMemoryTaskRepository
+from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerFunction
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
-from skalds.config import Settings
+from skalds.application.alerts import AlertService
+from skalds.application.dispatching import Dispatcher
+from skalds.application.monitoring import Monitor
+from skalds.application.node_runtime import NodeIdentity, NodeRuntime
+from skalds.application.queries import ActivityLog, Queries
+from skalds.application.reconciling import ReconcileRules
+from skalds.application.tasks import TaskService
+from skalds.config import Settings, SettingsError
+from skalds.domain.alerts import AlertThresholds
+from skalds.domain.ports import (
+    Clock,
+    EventPublisher,
+    EventSubscriber,
+    IdGenerator,
+    LiveStateStore,
+    NotificationChannel,
+    TaskRepository,
+)
+
+AVAILABLE_BACKENDS: Mapping[str, frozenset[str]] = {
+    "repository": frozenset({"memory"}),
+    "live_state": frozenset({"memory"}),
+    "event_bus": frozenset({"memory"}),
+}
+"""Backends this build can wire; the Kafka, Redis and MongoDB adapters add theirs."""
+
+
+def _alert_thresholds(settings: Settings) -> AlertThresholds:
+    a = settings.alerts
+    return AlertThresholds(
+        failure_rate=a.failure_rate,
+        failure_window_ms=a.failure_window_ms,
+        failure_min_samples=a.failure_min_samples,
+        max_cpu_percent=a.max_cpu_percent,
+        max_memory_percent=a.max_memory_percent,
+    )
+
+
+def _reconcile_rules(settings: Settings) -> ReconcileRules:
+    return ReconcileRules(
+        retry=settings.retry.policy(),
+        offline_node_policy=settings.dispatch.offline_node_policy,
+        assign_timeout_ms=settings.dispatch.assign_timeout_ms,
+    )
 
 
 class Container(containers.DeclarativeContainer):
     settings: providers.Dependency[Settings] = providers.Dependency(instance_of=Settings)
+    backends = providers.Callable(lambda s: s.backends, settings)
 
-    clock = providers.Singleton(SystemClock)
-    ids = providers.Singleton(Uuid4IdGenerator)
+    clock: providers.Provider[Clock] = providers.Singleton(SystemClock)
+    ids: providers.Provider[IdGenerator] = providers.Singleton(Uuid4IdGenerator)
+    rng = providers.Singleton(random.Random)
     heartbeat_policy = providers.Singleton(lambda s: s.heartbeat.policy(), settings)
-    retry_policy = providers.Singleton(lambda s: s.retry.policy(), settings)
-    resource_thresholds = providers.Singleton(lambda s: s.dispatch.thresholds(), settings)
+
+    repository: providers.Provider[TaskRepository] = providers.Selector(
+        providers.Callable(lambda b: str(b.repository), backends),
+        memory=providers.Singleton(InMemoryTaskRepository),
+    )
+    live_state: providers.Provider[LiveStateStore] = providers.Selector(
+        providers.Callable(lambda b: str(b.live_state), backends),
+        memory=providers.Singleton(
+            InMemoryLiveStateStore,
+            clock,
+            heartbeat_ttl_ms=providers.Callable(lambda s: s.redis.heartbeat_ttl_ms, settings),
+            node_ttl_ms=providers.Callable(lambda s: s.redis.node_ttl_ms, settings),
+        ),
+    )
+    event_bus = providers.Selector(
+        providers.Callable(lambda b: str(b.event_bus), backends),
+        memory=providers.Singleton(InMemoryEventBus),
+    )
+    catalog = providers.Singleton(PydanticWorkerCatalog)
+    notification_channels = providers.Singleton(lambda: [InMemoryNotificationChannel()])
+
+    tasks = providers.Singleton(
+        TaskService,
+        repository,
+        event_bus,
+        clock,
+        ids,
+        catalog,
+        default_max_attempts=providers.Callable(lambda s: s.dispatch.default_max_attempts, settings),
+    )
+    dispatcher = providers.Singleton(
+        Dispatcher,
+        repository,
+        live_state,
+        event_bus,
+        clock,
+        strategy=providers.Callable(lambda s: s.dispatch.strategy, settings),
+        policy=heartbeat_policy,
+        rng=rng,
+        thresholds=providers.Callable(lambda s: s.dispatch.thresholds(), settings),
+        batch_size=providers.Callable(lambda s: s.dispatch.batch_size, settings),
+    )
+    monitor = providers.Singleton(
+        Monitor,
+        repository,
+        live_state,
+        event_bus,
+        clock,
+        policy=heartbeat_policy,
+        rules=providers.Callable(_reconcile_rules, settings),
+        cancel_grace_ms=providers.Callable(lambda s: s.monitor.cancel_grace_ms, settings),
+        pause_grace_ms=providers.Callable(lambda s: s.monitor.pause_grace_ms, settings),
+    )
+    activity = providers.Singleton(ActivityLog)
+    queries = providers.Singleton(Queries, repository, live_state, clock, heartbeat_policy, activity)
+    alerts = providers.Singleton(
+        AlertService,
+        event_bus,
+        live_state,
+        clock,
+        ids,
+        notification_channels,
+        thresholds=providers.Callable(_alert_thresholds, settings),
+        history_limit=providers.Callable(lambda s: s.alerts.history_limit, settings),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """Everything an entrypoint needs, resolved once."""
+
+    settings: Settings
+    clock: Clock
+    ids: IdGenerator
+    repository: TaskRepository
+    live_state: LiveStateStore
+    publisher: EventPublisher
+    subscriber: EventSubscriber
+    catalog: PydanticWorkerCatalog
+    notification_channels: list[NotificationChannel]
+    tasks: TaskService
+    dispatcher: Dispatcher
+    monitor: Monitor
+    queries: Queries
+    activity: ActivityLog
+    alerts: AlertService
+
+
+def build_container(settings: Settings) -> Container:
+    """A container for ``settings``; refuses, naming the setting, a backend this build cannot wire."""
+    for port, available in AVAILABLE_BACKENDS.items():
+        chosen = str(getattr(settings.backends, port))
+        if chosen not in available:
+            raise SettingsError(
+                f"backends.{port}: {chosen!r} is not available in this build; "
+                f"available: {', '.join(sorted(available))}"
+            )
+    return Container(settings=settings)
+
+
+async def _resolved(value: Any) -> Any:
+    return await value if asyncio.isfuture(value) or asyncio.iscoroutine(value) else value
+
+
+async def start(container: Container) -> Services:
+    """Resolve every service once (awaiting async resources) and hand back plain objects."""
+    bus = await _resolved(container.event_bus())
+    return Services(
+        settings=container.settings(),
+        clock=await _resolved(container.clock()),
+        ids=await _resolved(container.ids()),
+        repository=await _resolved(container.repository()),
+        live_state=await _resolved(container.live_state()),
+        publisher=bus,
+        subscriber=bus,
+        catalog=await _resolved(container.catalog()),
+        notification_channels=await _resolved(container.notification_channels()),
+        tasks=await _resolved(container.tasks()),
+        dispatcher=await _resolved(container.dispatcher()),
+        monitor=await _resolved(container.monitor()),
+        queries=await _resolved(container.queries()),
+        activity=await _resolved(container.activity()),
+        alerts=await _resolved(container.alerts()),
+    )
+
+
+async def stop(container: Container) -> None:
+    result = container.shutdown_resources()
+    if result is not None:
+        await result
+
+
+def build_node(
+    services: Services,
+    identity: NodeIdentity,
+    workers: Mapping[str, WorkerFunction],
+    *,
+    cancel_grace_s: float = 5.0,
+) -> NodeRuntime:
+    """A node running ``workers`` in this process (the embedded mode and the tests)."""
+    supervisor = InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s)
+    return NodeRuntime(identity, services.repository, services.live_state, services.clock, supervisor)

@@ -16,7 +16,7 @@ RULES = ReconcileRules(retry=RetryPolicy(base_delay_ms=1_000), assign_timeout_ms
 ONLINE, OFFLINE = NodeHealth.ONLINE, NodeHealth.OFFLINE
 
 
-def commands(
+def commands(  # noqa: PLR0917 - a test helper read as a sentence
     task: Task,
     verdict: Verdict,
     report: HeartbeatReport | None = None,
