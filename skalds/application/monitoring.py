@@ -19,9 +19,9 @@ from skalds.domain import events as ev
 from skalds.domain import lifecycle
 from skalds.domain.commands import CancelTask, NodeCommand
 from skalds.domain.errors import IllegalTransitionError
-from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, current_reports, interpret
+from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, Verdict, from_current_run, interpret
 from skalds.domain.nodes import Node, NodeHealth, node_health
-from skalds.domain.ports import Clock, EventPublisher, LiveStateStore, TaskQuery, TaskRepository
+from skalds.domain.ports import Clock, EventPublisher, LiveStateStore, TaskOrder, TaskQuery, TaskRepository
 from skalds.domain.task import LIVE, DesiredState, Task, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,10 @@ class Monitor:
         self._cancel_grace_ms = cancel_grace_ms
         self._pause_grace_ms = pause_grace_ms
         self._node_health: dict[str, NodeHealth] = {}
-        self._verdicts: dict[str, str] = {}
+        self._verdicts: dict[str, Verdict] = {}
         self._sequences: dict[str, int] = {}
         self._errors: dict[str, str] = {}
-        self._waiting_since: dict[tuple[str, DesiredState], int] = {}
+        self._waiting: dict[str, tuple[DesiredState, int]] = {}  # task -> (wish, since when)
         self._pause_reported: set[str] = set()
         self.counters = MonitorCounters()
 
@@ -77,17 +77,18 @@ class Monitor:
         now = self._clock.now_ms()
         out: list[ev.DomainEvent | NodeCommand] = []
         health = self._observe_nodes(await self._live.list_nodes(), now, out)
-        tasks = (await self._repository.list(TaskQuery(statuses=LIVE, limit=None))).items
+        tasks = (await self._repository.list(TaskQuery(statuses=LIVE, limit=None, order=TaskOrder.ANY))).items
         reports = await self._live.latest_heartbeats([t.id for t in tasks])
         updates: list[tuple[Task, int]] = []
         pending_events: list[list[ev.TaskEvent]] = []
-        verdicts: dict[str, str] = {}
+        verdicts: dict[str, Verdict] = {}
         for task in tasks:
-            current = current_reports(task, [reports[task.id]] if task.id in reports else [])
-            report = current[-1] if current else None
-            verdict = interpret(task, current, now, self._policy)
-            verdicts[task.id] = verdict.value
-            self._observe_task(task, report, verdict.value, now, out)
+            report = reports.get(task.id)
+            if report is not None and not from_current_run(task, report):
+                report = None
+            verdict = interpret(task, (report,) if report is not None else (), now, self._policy)
+            verdicts[task.id] = verdict
+            self._observe_task(task, report, verdict, now, out)
             executor_health = health.get(task.executor or "", NodeHealth.OFFLINE)
             steps = decide(
                 task,
@@ -97,7 +98,7 @@ class Monitor:
                 now=now,
                 rules=self._rules,
             )
-            new, task_events = _apply_all(task, steps, now)
+            new, task_events = _apply_all(task, steps, now) if steps else (task, [])
             if task_events:
                 updates.append((new, task.version))
                 pending_events.append(task_events)
@@ -157,7 +158,7 @@ class Monitor:
         self,
         task: Task,
         report: HeartbeatReport | None,
-        verdict: str,
+        verdict: Verdict,
         now: int,
         out: list[ev.DomainEvent | NodeCommand],
     ) -> None:
@@ -186,15 +187,16 @@ class Monitor:
             desired is DesiredState.PAUSE and task.lifecycle_status is TaskStatus.RUNNING
         )
         if not waiting or task.executor is None:
-            self._waiting_since.pop((task.id, DesiredState.CANCEL), None)
-            self._waiting_since.pop((task.id, DesiredState.PAUSE), None)
-            self._pause_reported.discard(task.id)
+            if self._waiting.pop(task.id, None) is not None:
+                self._pause_reported.discard(task.id)
             return
-        key = (task.id, desired)
-        since = self._waiting_since.setdefault(key, now)
+        wish, since = self._waiting.get(task.id, (desired, now))
+        if wish is not desired:
+            since = now
+            self._pause_reported.discard(task.id)
         if desired is DesiredState.CANCEL and now - since >= self._cancel_grace_ms:
             out.append(CancelTask(task_id=task.id, node_id=task.executor, version=task.version, at=now))
-            self._waiting_since[key] = now
+            since = now
         elif (
             desired is DesiredState.PAUSE
             and now - since >= self._pause_grace_ms
@@ -202,13 +204,14 @@ class Monitor:
         ):
             self._pause_reported.add(task.id)
             out.append(ev.TaskPauseNotHonoured(at=now, task_id=task.id, requested_for_ms=now - since))
+        self._waiting[task.id] = (desired, since)
 
-    def _forget_missing(self, verdicts: dict[str, str]) -> None:
+    def _forget_missing(self, verdicts: dict[str, Verdict]) -> None:
         """Keep per-task memory only for tasks that are still live, so it cannot grow without bound."""
         self._verdicts = verdicts
         self._sequences = {k: v for k, v in self._sequences.items() if k in verdicts}
         self._errors = {k: v for k, v in self._errors.items() if k in verdicts}
-        self._waiting_since = {k: v for k, v in self._waiting_since.items() if k[0] in verdicts}
+        self._waiting = {k: v for k, v in self._waiting.items() if k in verdicts}
         self._pause_reported &= verdicts.keys()
 
 

@@ -7,6 +7,7 @@ node. Randomness and the round-robin cursor are arguments, so the same inputs gi
 from __future__ import annotations
 
 import bisect
+import heapq
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -88,6 +89,27 @@ def is_dispatchable(task: Task) -> bool:
 class _Candidates:
     ids: list[str]  # sorted, for round robin
     refusals: Counter[str]
+    heap: list[tuple[int, str]] | None = None  # (load when pushed, node id), for least tasks
+
+    def least_loaded(self, load: Mapping[str, int], limit: Mapping[str, int | None]) -> str | None:
+        """The free node with the fewest tasks (ties by id), in O(log n): loads only grow within a batch,
+        so an entry whose load is out of date is pushed back with its current load, and a full node is
+        dropped for good."""
+        if self.heap is None:
+            self.heap = [(load[nid], nid) for nid in self.ids]
+            heapq.heapify(self.heap)
+        heap = self.heap
+        while heap:
+            pushed, nid = heap[0]
+            current, cap = load[nid], limit[nid]
+            if cap is not None and current >= cap:
+                heapq.heappop(heap)
+            elif pushed != current:
+                heapq.heapreplace(heap, (current, nid))
+            else:
+                heapq.heapreplace(heap, (current + 1, nid))
+                return nid
+        return None
 
 
 def assign_batch(
@@ -129,7 +151,11 @@ def assign_batch(
         group = groups.get(key)
         if group is None:
             group = groups[key] = _candidates_for(task, node_by_id.values())
-        free = [nid for nid in group.ids if limit[nid] is None or load[nid] < (limit[nid] or 0)]
+        if strategy is DispatchStrategy.LEAST_TASKS:
+            least = group.least_loaded(load, limit)
+            free: Sequence[str] = [least] if least is not None else []
+        else:
+            free = [nid for nid in group.ids if limit[nid] is None or load[nid] < (limit[nid] or 0)]
         if not free:
             pending[task.id] = _why_pending(group, refused_nodes, len(group.ids))
             continue

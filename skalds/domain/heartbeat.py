@@ -104,6 +104,8 @@ def progress_changed_at(reports: Sequence[HeartbeatReport]) -> int | None:
         return None
     latest = reports[-1]
     since = latest.progress_changed_at if latest.progress_changed_at is not None else latest.received_at
+    if len(reports) == 1:
+        return since
     for report in reversed(reports[:-1]):
         if report.progress != latest.progress:
             break
@@ -113,7 +115,12 @@ def progress_changed_at(reports: Sequence[HeartbeatReport]) -> int | None:
 
 def current_reports(task: Task, reports: Sequence[HeartbeatReport]) -> list[HeartbeatReport]:
     """The reports sent by the task's current run (reports that name no attempt are trusted)."""
-    return [r for r in reports if r.attempt is None or r.attempt == task.attempt]
+    return [r for r in reports if from_current_run(task, r)]
+
+
+def from_current_run(task: Task, report: HeartbeatReport) -> bool:
+    """False for a late report of an earlier attempt, which must not decide the current one."""
+    return report.attempt is None or report.attempt == task.attempt
 
 
 def interpret(task: Task, reports: Sequence[HeartbeatReport], now: int, policy: HeartbeatPolicy) -> Verdict:

@@ -17,7 +17,7 @@ from typing import Any
 
 from skalds.domain import events as ev
 from skalds.domain.errors import IllegalTransitionError
-from skalds.domain.task import DesiredState, Task, TaskStatus
+from skalds.domain.task import DesiredState, Task, TaskStatus, evolve
 
 
 class TaskCommand(StrEnum):
@@ -221,9 +221,8 @@ def apply(
     )
     target = check(task, command, args)
     changes = _CHANGES[command](task, args, at)
-    new = dataclasses.replace(
-        task, lifecycle_status=target, version=task.version + 1, update_date_time=at, **changes
-    )
+    changes.update(lifecycle_status=target, version=task.version + 1, update_date_time=at)
+    new = evolve(task, changes)
     return new, _event(task, new, command, args, at)
 
 

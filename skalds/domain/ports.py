@@ -35,6 +35,7 @@ class IdGenerator(Protocol):
 class TaskOrder(StrEnum):
     NEWEST_FIRST = "newest_first"  # createDateTime descending: what people browse
     DISPATCH = "dispatch"  # priority descending, then createDateTime ascending: what the dispatcher takes
+    ANY = "any"  # no particular order: for scans that look at every match anyway
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

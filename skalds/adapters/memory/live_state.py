@@ -44,12 +44,13 @@ class InMemoryLiveStateStore(LiveStateStore):
         return stored
 
     async def latest_heartbeats(self, task_ids: Sequence[str]) -> Mapping[str, HeartbeatReport]:
-        latest: dict[str, HeartbeatReport] = {}
-        for task_id in task_ids:
-            beats = self._live_beats(task_id)
-            if beats is not None:
-                latest[task_id] = beats.history[-1]
-        return latest
+        oldest = self._clock.now_ms() - self._heartbeat_ttl_ms
+        beats = self._beats
+        return {
+            task_id: found.history[-1]
+            for task_id in task_ids
+            if (found := beats.get(task_id)) is not None and found.written_at >= oldest
+        }
 
     async def heartbeat_history(self, task_id: str, limit: int) -> Sequence[HeartbeatReport]:
         beats = self._live_beats(task_id)

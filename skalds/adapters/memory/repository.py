@@ -23,10 +23,14 @@ class InMemoryTaskRepository(TaskRepository):
         return task
 
     async def list(self, query: TaskQuery) -> TaskPage:
-        matches = [task for task in self._candidates(query) if _matches(task, query)]
+        candidates = self._candidates(query)
+        if _filters_beyond_status(query):
+            matches = [task for task in candidates if _matches(task, query)]
+        else:
+            matches = list(candidates)
         if query.order is TaskOrder.DISPATCH:
             matches.sort(key=lambda t: (-t.priority, t.create_date_time, t.id))
-        else:
+        elif query.order is TaskOrder.NEWEST_FIRST:
             matches.sort(key=lambda t: (-t.create_date_time, t.id))
         end = None if query.limit is None else query.offset + query.limit
         return TaskPage(items=matches[query.offset : end], total=len(matches))
@@ -93,6 +97,13 @@ class InMemoryTaskRepository(TaskRepository):
             del self._by_status[previous.lifecycle_status][task.id]
         self._tasks[task.id] = task
         self._by_status[task.lifecycle_status][task.id] = None
+
+
+def _filters_beyond_status(query: TaskQuery) -> bool:
+    return any(
+        value is not None and value != ""
+        for value in (query.class_name, query.id_contains, query.executor, query.modes, query.retry_due_by)
+    )
 
 
 def _matches(task: Task, query: TaskQuery) -> bool:

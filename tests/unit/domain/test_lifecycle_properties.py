@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -65,6 +67,10 @@ class OneTaskLifecycle(RuleBasedStateMachine):
             assert command in {TaskCommand.RETRY, TaskCommand.AUTO_RETRY}
         self.task = after
         self.history.append(after.lifecycle_status)
+
+    @invariant()
+    def the_fast_copy_builds_what_the_validating_constructor_would(self) -> None:
+        assert dataclasses.replace(self.task) == self.task
 
     @invariant()
     def history_is_a_legal_path(self) -> None:
