@@ -1,0 +1,112 @@
+"""What every event bus (EventPublisher + EventSubscriber) promises. Subclass with a ``bus`` fixture."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import pytest
+
+from skalds.domain import events as ev
+from skalds.domain.commands import AssignTask, CancelTask, UpdateTaskAttachments
+from skalds.domain.ports import Subscription
+from skalds.domain.task import DesiredState, TaskStatus
+
+T = TypeVar("T")
+
+
+def created(task_id: str, at: int = 1) -> ev.TaskCreated:
+    return ev.TaskCreated(
+        at=at,
+        task_id=task_id,
+        version=1,
+        from_status=None,
+        to_status=TaskStatus.CREATED,
+        desired_state=DesiredState.RUN,
+        class_name="Video",
+    )
+
+
+async def receive(subscription: Subscription[T], count: int, within: float = 2.0) -> list[T]:
+    iterator: AsyncIterator[T] = aiter(subscription)
+    return [await asyncio.wait_for(anext(iterator), within) for _ in range(count)]
+
+
+async def nothing_arrives(subscription: Subscription[Any], wait: float = 0.1) -> bool:
+    try:
+        await asyncio.wait_for(anext(aiter(subscription)), wait)
+    except (TimeoutError, StopAsyncIteration):
+        return True
+    return False
+
+
+class EventBusContract:
+    @pytest.fixture
+    def bus(self) -> Any:
+        raise NotImplementedError
+
+    async def test_every_subscriber_gets_every_event_in_order(self, bus: Any) -> None:
+        first, second = bus.events(), bus.events()
+        await asyncio.sleep(0)
+        for i in range(3):
+            await bus.publish(created(f"t{i}"))
+        assert [e.task_id for e in await receive(first, 3)] == ["t0", "t1", "t2"]
+        assert [e.task_id for e in await receive(second, 3)] == ["t0", "t1", "t2"]
+        await first.close()
+        await second.close()
+
+    async def test_events_round_trip_with_their_fields(self, bus: Any) -> None:
+        subscription = bus.events()
+        await asyncio.sleep(0)
+        event = ev.TaskFailed(
+            at=5,
+            task_id="t1",
+            version=4,
+            from_status=TaskStatus.RUNNING,
+            to_status=TaskStatus.FAILED,
+            desired_state=DesiredState.RUN,
+            error="boom",
+            attempt=1,
+            attempts_left=2,
+        )
+        await bus.publish(event)
+        assert await receive(subscription, 1) == [event]
+        await subscription.close()
+
+    async def test_commands_reach_only_their_node(self, bus: Any) -> None:
+        n1, n2 = bus.commands("n1"), bus.commands("n2")
+        await asyncio.sleep(0)
+        update = UpdateTaskAttachments(
+            task_id="t1", node_id="n1", version=3, at=7, attachments={"fps": 5}, attachments_version=2
+        )
+        await bus.publish(update)
+        await bus.publish(CancelTask(task_id="t2", node_id="n2", version=2, at=8))
+        assert await receive(n1, 1) == [update]
+        [cancel] = await receive(n2, 1)
+        assert isinstance(cancel, CancelTask) and cancel.task_id == "t2"
+        assert await nothing_arrives(n1)
+        await n1.close()
+        await n2.close()
+
+    async def test_commands_sent_before_the_node_listens_are_kept(self, bus: Any) -> None:
+        await bus.publish(AssignTask(task_id="t1", node_id="late", version=2, at=1, attempt=1))
+        subscription = bus.commands("late")
+        [command] = await receive(subscription, 1)
+        assert isinstance(command, AssignTask) and command.attempt == 1
+        await subscription.close()
+
+    async def test_a_closed_subscription_ends_and_receives_nothing(self, bus: Any) -> None:
+        subscription = bus.events()
+        await asyncio.sleep(0)
+        await subscription.close()
+        await bus.publish(created("t1"))
+        assert await nothing_arrives(subscription)
+
+    async def test_events_published_before_subscribing_are_not_replayed(self, bus: Any) -> None:
+        await bus.publish(created("before"))
+        subscription = bus.events()
+        await asyncio.sleep(0)
+        await bus.publish(created("after"))
+        assert [e.task_id for e in await receive(subscription, 1)] == ["after"]
+        await subscription.close()

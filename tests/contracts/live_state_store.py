@@ -1,0 +1,130 @@
+"""What every LiveStateStore promises. Subclass with ``store`` and ``clock`` fixtures (the store must read
+time from that clock, so expiry can be tested without waiting)."""
+
+from __future__ import annotations
+
+import pytest
+
+from skalds.domain.heartbeat import HeartbeatReport, Outcome
+from skalds.domain.nodes import Node, NodeMode
+from skalds.domain.ports import LiveStateStore
+from tests.fakes import FakeClock
+
+HOUR = 3_600_000
+
+
+def beat(at: int, sequence: int = 1, **fields: object) -> HeartbeatReport:
+    return HeartbeatReport(received_at=at, sequence=sequence, **fields)  # type: ignore[arg-type]
+
+
+class LiveStateStoreContract:
+    """The subclass builds its store with heartbeat and node TTLs of one hour and a history of 50."""
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock(1_700_000_000_000)
+
+    @pytest.fixture
+    def store(self, clock: FakeClock) -> LiveStateStore:
+        raise NotImplementedError
+
+    async def test_the_latest_heartbeat_round_trips(self, store: LiveStateStore, clock: FakeClock) -> None:
+        now = clock.now_ms()
+        report = beat(
+            now, 3, progress=12.5, error="slow camera", paused=True, applied_attachments_version=2, attempt=1
+        )
+        stored = await store.record_heartbeat("t1", report)
+        assert stored.progress_changed_at == now
+        assert (await store.latest_heartbeats(["t1"]))["t1"] == stored
+
+    async def test_outcomes_round_trip(self, store: LiveStateStore, clock: FakeClock) -> None:
+        await store.record_heartbeat("t1", beat(clock.now_ms(), outcome=Outcome.FAILED, error="boom"))
+        latest = (await store.latest_heartbeats(["t1"]))["t1"]
+        assert (latest.outcome, latest.error) == (Outcome.FAILED, "boom")
+
+    async def test_batch_reads_leave_out_tasks_without_heartbeats(
+        self, store: LiveStateStore, clock: FakeClock
+    ) -> None:
+        for task_id in ("a", "b"):
+            await store.record_heartbeat(task_id, beat(clock.now_ms()))
+        assert set(await store.latest_heartbeats(["a", "b", "c"])) == {"a", "b"}
+        assert await store.latest_heartbeats([]) == {}
+
+    async def test_the_store_remembers_since_when_progress_has_held(
+        self, store: LiveStateStore, clock: FakeClock
+    ) -> None:
+        start = clock.now_ms()
+        await store.record_heartbeat("t1", beat(start, 1, progress=5.0))
+        await store.record_heartbeat("t1", beat(start + 1_000, 2, progress=5.0))
+        held = await store.record_heartbeat("t1", beat(start + 2_000, 3, progress=5.0))
+        assert held.progress_changed_at == start
+        moved = await store.record_heartbeat("t1", beat(start + 3_000, 4, progress=6.0))
+        assert moved.progress_changed_at == start + 3_000
+        none = await store.record_heartbeat("t1", beat(start + 4_000, 5))
+        assert none.progress_changed_at is None
+
+    async def test_history_is_oldest_first_and_limited(self, store: LiveStateStore, clock: FakeClock) -> None:
+        for sequence in range(1, 61):
+            await store.record_heartbeat("t1", beat(clock.now_ms() + sequence, sequence))
+        history = await store.heartbeat_history("t1", 5)
+        assert [r.sequence for r in history] == [56, 57, 58, 59, 60]
+        assert len(await store.heartbeat_history("t1", 1_000)) == 50
+        assert await store.heartbeat_history("unknown", 5) == []
+
+    async def test_heartbeats_expire_when_no_longer_fed(
+        self, store: LiveStateStore, clock: FakeClock
+    ) -> None:
+        await store.record_heartbeat("t1", beat(clock.now_ms()))
+        clock.advance(HOUR + 1_000)
+        assert await store.latest_heartbeats(["t1"]) == {}
+
+    async def test_forgotten_tasks_have_no_heartbeats(self, store: LiveStateStore, clock: FakeClock) -> None:
+        await store.record_heartbeat("t1", beat(clock.now_ms()))
+        await store.record_heartbeat("t2", beat(clock.now_ms()))
+        await store.forget_tasks(["t1"])
+        assert set(await store.latest_heartbeats(["t1", "t2"])) == {"t2"}
+        assert await store.heartbeat_history("t1", 5) == []
+
+    async def test_nodes_round_trip_and_are_listed_by_id(
+        self, store: LiveStateStore, clock: FakeClock
+    ) -> None:
+        now = clock.now_ms()
+        node = Node(
+            id="n2",
+            mode=NodeMode.EDGE,
+            supported_classes=frozenset({"Video", "Crawler"}),
+            current_tasks=frozenset({"t1"}),
+            capacity=4,
+            labels={"zone": "eu"},
+            registered_at=now - 5_000,
+            last_heartbeat_at=now,
+            cpu_percent=12.5,
+            memory_percent=40.0,
+            draining=True,
+        )
+        await store.put_node(node)
+        await store.put_node(Node(id="n1", registered_at=now, last_heartbeat_at=now))
+        assert await store.get_node("n2") == node
+        assert [n.id for n in await store.list_nodes()] == ["n1", "n2"]
+        assert await store.get_node("n3") is None
+
+    async def test_a_node_is_replaced_and_removed(self, store: LiveStateStore, clock: FakeClock) -> None:
+        now = clock.now_ms()
+        await store.put_node(Node(id="n1", registered_at=now, last_heartbeat_at=now))
+        await store.put_node(
+            Node(id="n1", registered_at=now, last_heartbeat_at=now + 1, current_tasks=frozenset({"t"}))
+        )
+        found = await store.get_node("n1")
+        assert found is not None and found.current_tasks == frozenset({"t"})
+        await store.remove_node("n1")
+        assert await store.get_node("n1") is None
+        assert await store.list_nodes() == []
+
+    async def test_nodes_expire_when_they_stop_reporting(
+        self, store: LiveStateStore, clock: FakeClock
+    ) -> None:
+        now = clock.now_ms()
+        await store.put_node(Node(id="n1", registered_at=now, last_heartbeat_at=now))
+        clock.advance(HOUR + 1_000)
+        assert await store.get_node("n1") is None
+        assert await store.list_nodes() == []
