@@ -110,3 +110,14 @@ class EventBusContract:
         await bus.publish(created("after"))
         assert [e.task_id for e in await receive(subscription, 1)] == ["after"]
         await subscription.close()
+
+
+async def drain(subscription: Subscription[T], quiet: float = 0.05) -> list[T]:
+    """Everything delivered so far: read until nothing more arrives for ``quiet`` seconds."""
+    received: list[T] = []
+    iterator: AsyncIterator[T] = aiter(subscription)
+    while True:
+        try:
+            received.append(await asyncio.wait_for(anext(iterator), quiet))
+        except (TimeoutError, StopAsyncIteration):
+            return received
