@@ -109,6 +109,7 @@ async def main(quick: bool) -> None:
     print()
     print(f"## Dispatch: {tasks} queued tasks over {nodes} nodes (target >= 20,000 assignments/s)")
     print()
+    await bench_dispatch(DispatchStrategy.LEAST_TASKS, 1_000, nodes)  # warm-up, not reported
     print("| strategy | assigned | seconds | assignments/s | pure assign_batch/s |")
     print("|---|---:|---:|---:|---:|")
     for strategy in DispatchStrategy:

@@ -137,12 +137,13 @@ def evolve(task: Task, changes: Mapping[str, Any]) -> Task:
     transition table guarantees the changed fields are valid, so this skips ``dataclasses.replace``'s
     ``__init__`` and ``__post_init__``. Mappings in ``changes`` are frozen like the constructor does.
     """
+    changes = {**changes}
+    for name in ("attachments", "required_labels"):
+        if name in changes:
+            changes[name] = _frozen(changes[name])
     new = object.__new__(Task)
     for name in _FIELD_NAMES:
-        value = changes[name] if name in changes else getattr(task, name)
-        if name in ("attachments", "required_labels") and name in changes:
-            value = _frozen(value)
-        object.__setattr__(new, name, value)
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(task, name))
     return new
 
 
