@@ -20,6 +20,7 @@ from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
 from skalds.adapters.memory.repository import InMemoryTaskRepository
 from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerFunction
+from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.application.alerts import AlertService
 from skalds.application.dispatching import Dispatcher
@@ -205,6 +206,26 @@ async def stop(container: Container) -> None:
     result = container.shutdown_resources()
     if result is not None:
         await result
+
+
+def build_process_node(
+    services: Services,
+    identity: NodeIdentity,
+    worker_paths: Mapping[str, str],
+    *,
+    heartbeat_period_s: float = 1.0,
+    cancel_grace_s: float = 10.0,
+    kill_grace_s: float = 5.0,
+) -> tuple[NodeRuntime, ProcessWorkerSupervisor]:
+    """A node running each task in its own OS process (``worker_paths``: class name -> import path)."""
+    supervisor = ProcessWorkerSupervisor(
+        worker_paths,
+        heartbeat_period_s=heartbeat_period_s,
+        cancel_grace_s=cancel_grace_s,
+        kill_grace_s=kill_grace_s,
+    )
+    node = NodeRuntime(identity, services.repository, services.live_state, services.clock, supervisor)
+    return node, supervisor
 
 
 def build_node(

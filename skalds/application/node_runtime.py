@@ -66,6 +66,7 @@ class NodeRuntime:
         self._supervisor = supervisor
         self._registered_at: int | None = None
         self._sequences: dict[str, int] = {}
+        self._beats_seen: dict[str, int] = {}
 
     @property
     def node_id(self) -> str:
@@ -98,10 +99,14 @@ class NodeRuntime:
         now = self._clock.now_ms()
         states = dict(self._supervisor.states())
         for task_id, state in states.items():
+            if state.outcome is None and state.beats == self._beats_seen.get(task_id):
+                continue  # its runtime sent nothing since the last report: do not vouch for it
+            self._beats_seen[task_id] = state.beats
             await self._report(task_id, state, now)
             if state.outcome is not None:
                 self._supervisor.forget(task_id)
                 self._sequences.pop(task_id, None)
+                self._beats_seen.pop(task_id, None)
         await self._fence({tid for tid, s in states.items() if s.outcome is None})
         await self._publish_node(now)
 

@@ -12,6 +12,8 @@ class WorkerState:
     """A snapshot of one worker as its supervisor sees it.
 
     ``outcome`` is set once the worker has ended; the node records it and then forgets the worker.
+    ``beats`` counts the worker runtime's own heartbeats: when it stops growing, the worker's process is
+    wedged, and the node stops vouching for it.
     """
 
     task_id: str
@@ -21,3 +23,4 @@ class WorkerState:
     error: str | None = None
     paused: bool = False
     applied_attachments_version: int | None = None
+    beats: int = 0

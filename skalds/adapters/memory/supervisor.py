@@ -92,6 +92,7 @@ class _Running:
     attempt: int
     outcome: Outcome | None = None
     error: str | None = None
+    beats: int = 0
 
 
 class InProcessWorkerSupervisor(WorkerSupervisor):
@@ -160,12 +161,17 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
         context._state = replace(context._state, applied_attachments_version=version)
 
     def states(self) -> Mapping[str, WorkerState]:
+        """An asyncio worker that has not ended is alive: each look counts as one of its heartbeats."""
+        for running in self._running.values():
+            if running.outcome is None:
+                running.beats += 1
         return {
             task_id: replace(
                 r.context._state,
                 attempt=r.attempt,
                 outcome=r.outcome,
                 error=r.error or r.context._state.error,
+                beats=r.beats,
             )
             for task_id, r in self._running.items()
         }

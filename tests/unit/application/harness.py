@@ -14,8 +14,9 @@ from typing import Any
 from dependency_injector import providers
 
 from skalds.adapters.memory.supervisor import InProcessWorkerContext
+from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.application.node_runtime import NodeIdentity, NodeRuntime
-from skalds.bootstrap import Services, build_container, build_node, start
+from skalds.bootstrap import Services, build_container, build_node, build_process_node, start
 from skalds.config import Settings
 from tests.fakes import FakeClock
 
@@ -96,6 +97,35 @@ class System:
 
         self.listeners.append(asyncio.create_task(obey()))
         return node
+
+    async def add_process_node(
+        self,
+        node_id: str,
+        worker_paths: dict[str, str],
+        *,
+        cancel_grace_s: float = 0.3,
+        kill_grace_s: float = 0.3,
+    ) -> ProcessWorkerSupervisor:
+        """A node whose workers are real OS processes."""
+        identity = NodeIdentity(id=node_id, supported_classes=frozenset(worker_paths))
+        node, supervisor = build_process_node(
+            self.services,
+            identity,
+            worker_paths,
+            heartbeat_period_s=0.05,
+            cancel_grace_s=cancel_grace_s,
+            kill_grace_s=kill_grace_s,
+        )
+        await node.register()
+        self.nodes[node_id] = node
+        subscription = self.services.subscriber.commands(node_id)
+
+        async def obey() -> None:
+            async for command in subscription:
+                await node.handle(command)
+
+        self.listeners.append(asyncio.create_task(obey()))
+        return supervisor
 
     async def settle(self, seconds: float = 0.01) -> None:
         """Let commands reach nodes and workers react (real time: workers are asyncio tasks)."""

@@ -1,0 +1,222 @@
+"""One OS process per task, supervised from the node's event loop.
+
+Processes start from a forkserver (preloaded with the worker modules, so a start costs milliseconds) or by
+spawn; never by fork from the threaded node. The node reads each child's pipe and exit sentinel with
+``loop.add_reader``, so no thread per child. Cancel is cooperative first (a message the worker sees at its
+next checkpoint), then SIGTERM (the release hook still runs), then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+from skalds.adapters.process.child import WorkerSpec, run
+from skalds.domain.heartbeat import Outcome
+from skalds.domain.ports import WorkerSupervisor
+from skalds.domain.task import Task
+from skalds.domain.workers import WorkerState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Child:
+    process: Any  # multiprocessing.process.BaseProcess
+    conn: Connection
+    state: WorkerState
+    cancel_requested: bool = False
+    pid: int | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    escalation: asyncio.Task[None] | None = None
+
+
+class ProcessWorkerSupervisor(WorkerSupervisor):
+    def __init__(
+        self,
+        worker_paths: Mapping[str, str],
+        *,
+        heartbeat_period_s: float = 1.0,
+        cancel_grace_s: float = 10.0,
+        kill_grace_s: float = 5.0,
+        start_method: str = "forkserver",
+        preload: Sequence[str] = (),
+    ) -> None:
+        """``worker_paths`` maps a class name to its import path, ``"package.module:ClassName"``."""
+        self._paths = dict(worker_paths)
+        self._period = heartbeat_period_s
+        self._cancel_grace_s = cancel_grace_s
+        self._kill_grace_s = kill_grace_s
+        self._mp: Any = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            modules = {
+                "skalds.adapters.process.child",
+                *preload,
+                *(p.partition(":")[0] for p in self._paths.values()),
+            }
+            self._mp.set_forkserver_preload(sorted(modules))
+        self._children: dict[str, _Child] = {}
+
+    async def start(self, task: Task) -> None:
+        if task.id in self._children:
+            return
+        path = self._paths.get(task.class_name)
+        if path is None:
+            self._children[task.id] = _ended_child(task, f"no worker registered for {task.class_name!r}")
+            return
+        spec = WorkerSpec(
+            task_id=task.id,
+            attempt=task.attempt,
+            worker_path=path,
+            attachments=dict(task.attachments),
+            attachments_version=task.attachments_version,
+            heartbeat_period_s=self._period,
+        )
+        parent_conn, child_conn = self._mp.Pipe(duplex=True)
+        process = self._mp.Process(target=run, args=(spec, child_conn), name=f"skalds-worker-{task.id}")
+        await asyncio.get_running_loop().run_in_executor(None, process.start)
+        child_conn.close()
+        child = _Child(
+            process=process, conn=parent_conn, state=WorkerState(task_id=task.id, attempt=task.attempt)
+        )
+        self._children[task.id] = child
+        loop = asyncio.get_running_loop()
+        loop.add_reader(parent_conn.fileno(), self._read, task.id)
+        loop.add_reader(process.sentinel, self._exited, task.id)
+
+    async def cancel(self, task_id: str) -> None:
+        child = self._children.get(task_id)
+        if child is None or child.ended.is_set() or child.cancel_requested:
+            return
+        child.cancel_requested = True
+        self._send(child, ("cancel",))
+        child.escalation = asyncio.create_task(self._escalate(child), name=f"cancel-{task_id}")
+
+    async def pause(self, task_id: str) -> None:
+        self._send(self._children.get(task_id), ("pause",))
+
+    async def resume(self, task_id: str) -> None:
+        self._send(self._children.get(task_id), ("resume",))
+
+    async def update(self, task_id: str, attachments: Mapping[str, Any], version: int) -> None:
+        self._send(self._children.get(task_id), ("update", dict(attachments), version))
+
+    def states(self) -> Mapping[str, WorkerState]:
+        return {task_id: child.state for task_id, child in self._children.items()}
+
+    def pid(self, task_id: str) -> int | None:
+        child = self._children.get(task_id)
+        return None if child is None else child.pid or child.process.pid
+
+    def forget(self, task_id: str) -> None:
+        child = self._children.get(task_id)
+        if child is not None and child.state.outcome is not None:
+            del self._children[task_id]
+
+    async def shutdown(self) -> None:
+        """Cancel every worker and wait until every process has exited (escalating as needed)."""
+        live = [child for child in self._children.values() if not child.ended.is_set()]
+        for child in live:
+            await self.cancel(child.state.task_id)
+        for child in live:
+            if child.escalation is not None:
+                await asyncio.gather(child.escalation, return_exceptions=True)
+            await child.ended.wait()
+
+    async def _escalate(self, child: _Child) -> None:
+        for sig, grace in ((signal.SIGTERM, self._cancel_grace_s), (signal.SIGKILL, self._kill_grace_s)):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.ended.wait(), grace)
+                return
+            log.warning("worker %s still running; sending %s", child.state.task_id, sig.name)
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(child.process.pid, sig)
+        await child.ended.wait()
+
+    def _send(self, child: _Child | None, message: tuple[Any, ...]) -> None:
+        if child is None or child.ended.is_set():
+            return
+        try:
+            child.conn.send(message)
+        except (OSError, ValueError) as error:
+            log.warning("could not reach worker %s: %s", child.state.task_id, error)
+
+    def _read(self, task_id: str) -> None:
+        child = self._children.get(task_id)
+        if child is None:
+            return
+        try:
+            while child.conn.poll():
+                self._handle(child, child.conn.recv())
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(child.conn.fileno())
+
+    def _handle(self, child: _Child, message: tuple[Any, ...]) -> None:
+        state = child.state
+        match message:
+            case ("started", pid):
+                child.pid = pid
+            case ("beat", beats, progress, error, paused):
+                child.state = replace(state, beats=beats, progress=progress, error=error, paused=paused)
+            case ("applied", version):
+                child.state = replace(state, applied_attachments_version=version)
+            case ("rejected", version, error):
+                child.state = replace(
+                    state, error=f"update to attachments version {version} rejected: {error}"
+                )
+            case ("outcome", outcome, error, progress, reported_error):
+                child.state = replace(
+                    state,
+                    outcome=Outcome(outcome),
+                    error=error or reported_error,
+                    progress=progress,
+                    beats=state.beats + 1,
+                )
+            case _:
+                log.warning("unexpected message from worker %s: %r", state.task_id, message)
+
+    def _exited(self, task_id: str) -> None:
+        child = self._children.get(task_id)
+        if child is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(child.process.sentinel)
+        self._read(task_id)  # whatever the child said last
+        with contextlib.suppress(Exception):
+            loop.remove_reader(child.conn.fileno())
+        child.process.join(0)
+        if child.state.outcome is None:
+            code = child.process.exitcode
+            if child.cancel_requested:
+                outcome, error = Outcome.CANCELLED, None
+            elif code is not None and code < 0:
+                outcome, error = (
+                    Outcome.FAILED,
+                    f"worker process killed by signal {signal.Signals(-code).name}",
+                )
+            else:
+                outcome, error = Outcome.FAILED, f"worker process exited with code {code} without an outcome"
+            child.state = replace(child.state, outcome=outcome, error=error, beats=child.state.beats + 1)
+        with contextlib.suppress(Exception):
+            child.conn.close()
+        child.ended.set()
+
+
+def _ended_child(task: Task, error: str) -> _Child:
+    child = _Child(
+        process=None,
+        conn=None,  # type: ignore[arg-type]
+        state=WorkerState(
+            task_id=task.id, attempt=task.attempt, outcome=Outcome.FAILED, error=error, beats=1
+        ),
+    )
+    child.ended.set()
+    return child

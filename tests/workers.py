@@ -1,0 +1,102 @@
+"""Worker classes for tests that run real worker processes; importable by path as ``tests.workers:Name``."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skalds.worker.base import (
+    BaseTaskWorker,
+    pause_handler,
+    release_handler,
+    resume_handler,
+    run_before_handler,
+    run_main_handler,
+    update_event_handler,
+)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    fps: int = 10
+    fail_in: str | None = Field(default=None, alias="failIn")  # "before" or "main"
+    steps: int = 1_000_000
+    ignore_cancel: bool = Field(default=False, alias="ignoreCancel")
+    marker_dir: str | None = Field(default=None, alias="markerDir")
+
+
+class Steady(BaseTaskWorker[Settings]):
+    """Counts steps, reports progress, honours cancel and pause, records hook calls as marker files."""
+
+    def mark(self, name: str, text: str = "") -> None:
+        folder = self.attachments.marker_dir if self.attachments else None
+        if folder:
+            Path(folder, f"{self.task_id}.{name}").write_text(text or str(os.getpid()))
+
+    @run_before_handler
+    def before(self) -> None:
+        assert self.attachments is not None
+        if self.attachments.fail_in == "before":
+            raise ValueError("camera URL is unreachable")
+        self.mark("before")
+
+    @run_main_handler
+    def main(self) -> None:
+        assert self.attachments is not None
+        for step in range(self.attachments.steps):
+            if self.attachments.fail_in == "main" and step == 3:
+                raise RuntimeError("decoder crashed at frame 3")
+            self.context.report_progress(step)
+            if self.attachments.ignore_cancel:
+                time.sleep(0.01)
+            else:
+                self.context.sleep(0.01)
+
+    @update_event_handler
+    def on_update(self, attachments: Settings) -> None:
+        self.mark("update", f"{type(attachments).__name__}:{attachments.fps}")
+
+    @pause_handler
+    def on_pause(self) -> None:
+        self.mark("pause")
+
+    @resume_handler
+    def on_resume(self) -> None:
+        self.mark("resume")
+
+    @release_handler
+    def release(self) -> None:
+        self.mark("release")
+
+
+class Quick(BaseTaskWorker[Settings]):
+    """Finishes after a few steps."""
+
+    @run_main_handler
+    def main(self) -> None:
+        for step in range(3):
+            self.context.report_progress(step)
+            self.context.sleep(0.01)
+
+
+class Stubborn(BaseTaskWorker[Settings]):
+    """Ignores SIGTERM too (a worker stuck in native code): only SIGKILL ends it."""
+
+    @run_main_handler
+    def main(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(0.01)
+
+
+WORKERS = {
+    "Steady": "tests.workers:Steady",
+    "Quick": "tests.workers:Quick",
+    "Stubborn": "tests.workers:Stubborn",
+}
