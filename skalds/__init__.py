@@ -15,8 +15,21 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-_PUBLIC: dict[str, str] = {}
-"""Public name -> defining module; filled as the worker authoring API lands."""
+_PUBLIC: dict[str, str] = {
+    "BaseTaskWorker": "skalds.worker.base",
+    "run_before_handler": "skalds.worker.base",
+    "run_main_handler": "skalds.worker.base",
+    "run_after_handler": "skalds.worker.base",
+    "release_handler": "skalds.worker.base",
+    "update_event_handler": "skalds.worker.base",
+    "pause_handler": "skalds.worker.base",
+    "resume_handler": "skalds.worker.base",
+    "WorkerContext": "skalds.worker.context",
+    "TaskCancelled": "skalds.worker.context",
+    "Skald": "skalds.entrypoints.node",
+    "Skalds": "skalds.entrypoints.node",
+}
+"""Public name -> defining module, imported on first use."""
 
 
 def __getattr__(name: str) -> Any:

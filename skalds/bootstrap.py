@@ -15,6 +15,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from skalds.adapters.catalog import PydanticWorkerCatalog
+from skalds.adapters.edge_yaml import EdgeYamlError, load_edge_tasks
 from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
@@ -25,7 +26,7 @@ from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.application.alerts import AlertService
 from skalds.application.dispatching import Dispatcher
 from skalds.application.monitoring import Monitor
-from skalds.application.node_runtime import NodeIdentity, NodeRuntime
+from skalds.application.node_runtime import EdgeTask, NodeIdentity, NodeRuntime
 from skalds.application.queries import ActivityLog, Queries
 from skalds.application.reconciling import ReconcileRules
 from skalds.application.tasks import TaskService
@@ -216,6 +217,7 @@ def build_process_node(
     heartbeat_period_s: float = 1.0,
     cancel_grace_s: float = 10.0,
     kill_grace_s: float = 5.0,
+    start_method: str = "forkserver",
 ) -> tuple[NodeRuntime, ProcessWorkerSupervisor]:
     """A node running each task in its own OS process (``worker_paths``: class name -> import path)."""
     supervisor = ProcessWorkerSupervisor(
@@ -223,8 +225,16 @@ def build_process_node(
         heartbeat_period_s=heartbeat_period_s,
         cancel_grace_s=cancel_grace_s,
         kill_grace_s=kill_grace_s,
+        start_method=start_method,
     )
-    node = NodeRuntime(identity, services.repository, services.live_state, services.clock, supervisor)
+    node = NodeRuntime(
+        identity,
+        services.repository,
+        services.live_state,
+        services.clock,
+        supervisor,
+        publisher=services.publisher,
+    )
     return node, supervisor
 
 
@@ -237,4 +247,30 @@ def build_node(
 ) -> NodeRuntime:
     """A node running ``workers`` in this process (the embedded mode and the tests)."""
     supervisor = InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s)
-    return NodeRuntime(identity, services.repository, services.live_state, services.clock, supervisor)
+    return NodeRuntime(
+        identity,
+        services.repository,
+        services.live_state,
+        services.clock,
+        supervisor,
+        publisher=services.publisher,
+    )
+
+
+def edge_tasks(path: str, catalog: PydanticWorkerCatalog) -> list[EdgeTask]:
+    """The tasks of an edge YAML file, validated against the registered worker models (never rewritten).
+
+    Every problem in the file is reported at once, each naming the task and the field."""
+    try:
+        specs = load_edge_tasks(path, catalog)
+    except EdgeYamlError as error:
+        raise SettingsError(str(error)) from None
+    return [
+        EdgeTask(id=s.id, class_name=s.class_name, attachments=s.attachments, is_persistent=s.is_persistent)
+        for s in specs
+    ]
+
+
+def worker_path(worker_class: type[Any]) -> str:
+    """How a worker process finds a class: ``module:qualname``."""
+    return f"{worker_class.__module__}:{worker_class.__qualname__}"

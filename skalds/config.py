@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -67,6 +67,11 @@ class Backend(StrEnum):
     KAFKA = "kafka"
     REDIS = "redis"
     MONGO = "mongo"
+
+
+class ShutdownPolicy(StrEnum):
+    DRAIN = "drain"  # take no new work, let running tasks finish (up to drain_timeout_ms), cancel the rest
+    HAND_BACK = "hand_back"  # stop workers now and leave; the monitor re-queues their tasks
 
 
 class ControllerMode(StrEnum):
@@ -222,6 +227,11 @@ class NodeSettings(_Section):
     labels: dict[str, str] = Field(default_factory=dict)
     yaml_file: str | None = None
     worker_classes: list[str] = Field(default_factory=list)
+    on_shutdown: Annotated[ShutdownPolicy, _any_case(ShutdownPolicy)] = ShutdownPolicy.DRAIN
+    drain_timeout_ms: Annotated[int, Field(ge=0)] = 30_000  # then the rest is cancelled
+    cancel_grace_ms: Positive = 10_000  # cooperative cancel, then SIGTERM
+    kill_grace_ms: Positive = 5_000  # after SIGTERM, then SIGKILL
+    start_method: Literal["forkserver", "spawn"] = "forkserver"
 
     @field_validator("labels", mode="before")
     @classmethod

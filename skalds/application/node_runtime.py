@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
+from skalds.domain import lifecycle
 from skalds.domain.commands import (
     AssignTask,
     CancelTask,
@@ -22,18 +24,21 @@ from skalds.domain.commands import (
     ResumeTask,
     UpdateTaskAttachments,
 )
-from skalds.domain.errors import TaskNotFoundError
+from skalds.domain.errors import ConflictError, TaskNotFoundError
+from skalds.domain.events import DomainEvent
 from skalds.domain.heartbeat import HeartbeatReport, Outcome
+from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.nodes import Node, NodeMode
 from skalds.domain.ports import (
     Clock,
+    EventPublisher,
     EventSubscriber,
     LiveStateStore,
     TaskQuery,
     TaskRepository,
     WorkerSupervisor,
 )
-from skalds.domain.task import LIVE, DesiredState, TaskStatus
+from skalds.domain.task import LIVE, DesiredState, TaskMode, TaskStatus, new_task
 from skalds.domain.workers import WorkerState
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,16 @@ class NodeIdentity:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeTask:
+    """A task an edge node owns because its file says so (upstream's ``TaskWorkers`` entry)."""
+
+    id: str
+    class_name: str
+    attachments: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    is_persistent: bool = True
+
+
 class NodeRuntime:
     def __init__(
         self,
@@ -58,12 +73,17 @@ class NodeRuntime:
         live: LiveStateStore,
         clock: Clock,
         supervisor: WorkerSupervisor,
+        *,
+        publisher: EventPublisher | None = None,
     ) -> None:
         self.identity = identity
         self._repository = repository
         self._live = live
         self._clock = clock
         self._supervisor = supervisor
+        self._publisher = publisher
+        self._edge_ids: frozenset[str] = frozenset()
+        self.draining = False
         self._registered_at: int | None = None
         self._sequences: dict[str, int] = {}
         self._beats_seen: dict[str, int] = {}
@@ -94,6 +114,36 @@ class NodeRuntime:
                     command.task_id, command.attachments, command.attachments_version
                 )
 
+    async def adopt_edge_tasks(self, tasks: Sequence[EdgeTask]) -> list[str]:
+        """Store (first time) and start the tasks of an edge file; returns why any were not started.
+
+        The stored task wins over the file for attachments (hot updates are stored), as upstream did. A
+        finished, failed or cancelled task is not resurrected on restart: retry it to run it again.
+        """
+        self._edge_ids = frozenset(t.id for t in tasks)
+        problems: list[str] = []
+        for edge in tasks:
+            problem = await self._adopt(edge)
+            if problem:
+                problems.append(f"{edge.id}: {problem}")
+        return problems
+
+    async def stop(self, *, drain: bool, drain_timeout_s: float) -> None:
+        """Leave the cluster. Draining lets running tasks finish first (then cancels the rest); otherwise
+        workers stop now and the node disappears, so the monitor hands their tasks to other nodes."""
+        self.draining = True
+        if drain:
+            await self._publish_node(self._clock.now_ms())
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + drain_timeout_s
+            while self._running() and loop.time() < deadline:  # noqa: ASYNC110 - the port reports by polling
+                await asyncio.sleep(0.1)
+            await self._supervisor.shutdown()
+            await self.beat()  # report the outcomes, so the monitor settles them at once
+            return
+        await self._supervisor.shutdown()
+        await self._live.remove_node(self.node_id)
+
     async def beat(self) -> None:
         """Report every worker's heartbeat and this node's own, and stop workers it no longer owns."""
         now = self._clock.now_ms()
@@ -108,6 +158,8 @@ class NodeRuntime:
                 self._sequences.pop(task_id, None)
                 self._beats_seen.pop(task_id, None)
         await self._fence({tid for tid, s in states.items() if s.outcome is None})
+        if self._edge_ids and not self.draining:
+            await self._adopt_retried()
         await self._publish_node(now)
 
     async def run(self, subscriber: EventSubscriber, *, heartbeat_interval_s: float) -> None:
@@ -133,9 +185,11 @@ class NodeRuntime:
         finally:
             listener.cancel()
             await subscription.close()
-            await self._supervisor.shutdown()
 
     async def _start(self, command: AssignTask) -> None:
+        if self.draining:
+            log.info("node %s is draining and ignores the assignment of %s", self.node_id, command.task_id)
+            return
         try:
             task = await self._repository.get(command.task_id)
         except TaskNotFoundError:
@@ -149,6 +203,62 @@ class NodeRuntime:
             await self._report_outcome(task.id, task.attempt, Outcome.FAILED, reason)
             return
         await self._supervisor.start(task)
+
+    async def _adopt(self, edge: EdgeTask) -> str | None:
+        try:
+            task = await self._repository.get(edge.id)
+        except TaskNotFoundError:
+            task = new_task(
+                task_id=edge.id,
+                class_name=edge.class_name,
+                now=self._clock.now_ms(),
+                source="YAML",
+                name=edge.id,
+                description=f"Active TaskWorker from YAML. ClassName: {edge.class_name}",
+                mode=TaskMode.ACTIVE,
+                attachments=edge.attachments,
+                is_persistent=edge.is_persistent,
+            )
+            await self._repository.insert(task)
+            await self._publish(lifecycle.created(task))
+        if task.class_name != edge.class_name:
+            return f"stored as class {task.class_name!r}, the file says {edge.class_name!r}; not started"
+        if task.mode is not TaskMode.ACTIVE:
+            return f"the id belongs to a {task.mode.value} task; not started"
+        if task.is_live:
+            if task.executor != self.node_id:
+                return f"owned by node {task.executor}; not started"
+            await self._supervisor.start(task)  # it was running here when this node last stopped
+            return None
+        if task.is_terminal:
+            return f"is {task.lifecycle_status.value}; retry it to run it again"
+        now = self._clock.now_ms()
+        assigned, event = lifecycle.apply(task, TaskCommand.ASSIGN, at=now, executor=self.node_id)
+        try:
+            await self._repository.update(assigned, task.version)
+        except ConflictError:
+            return "changed concurrently; will try again"
+        await self._publish(event)
+        await self._supervisor.start(assigned)
+        return None
+
+    async def _adopt_retried(self) -> None:
+        """Edge tasks an operator retried are queued again; this node, their owner, takes them back."""
+        queued = await self._repository.list(
+            TaskQuery(
+                statuses=frozenset({TaskStatus.CREATED}), modes=frozenset({TaskMode.ACTIVE}), limit=None
+            )
+        )
+        for task in queued.items:
+            if task.id in self._edge_ids:
+                await self._adopt(EdgeTask(id=task.id, class_name=task.class_name))
+
+    async def _publish(self, event: DomainEvent) -> None:
+        if self._publisher is not None:
+            await self._publisher.publish(event)
+
+    def _running(self) -> set[str]:
+        return {task_id for task_id, state in self._supervisor.states().items() if state.outcome is None}
 
     async def _cancel(self, task_id: str) -> None:
         if task_id in self._supervisor.states():
@@ -196,7 +306,7 @@ class NodeRuntime:
 
     async def _publish_node(self, now: int) -> None:
         identity = self.identity
-        running = frozenset(t for t, s in self._supervisor.states().items() if s.outcome is None)
+        running = frozenset(self._running())
         await self._live.put_node(
             Node(
                 id=identity.id,
@@ -207,5 +317,6 @@ class NodeRuntime:
                 labels=identity.labels,
                 registered_at=self._registered_at if self._registered_at is not None else now,
                 last_heartbeat_at=now,
+                draining=self.draining,
             )
         )

@@ -57,7 +57,11 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         self._kill_grace_s = kill_grace_s
         self._mp: Any = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
+            # The child re-runs the parent's main module (multiprocessing does, to unpickle what it defines);
+            # with "__main__" preloaded the server has imported everything it needs once, so each start is a
+            # fork plus a few dictionary lookups instead of a fresh import of the whole application.
             modules = {
+                "__main__",
                 "skalds.adapters.process.child",
                 *preload,
                 *(p.partition(":")[0] for p in self._paths.values()),
