@@ -128,9 +128,19 @@ def _report_hook_error(worker: BaseTaskWorker[Any], hook: Any, name: str) -> Non
         worker.context.report_error(f"{name} failed: {describe_error(error)}")
 
 
-def run(spec: WorkerSpec, conn: Connection) -> None:
-    """The child's entry point."""
+def run(spec: WorkerSpec | None, conn: Connection) -> None:
+    """The child's entry point. Without a spec it is a warm spare: it waits for one, so a task starts
+    without paying for a process start."""
     _die_with_parent()
+    if spec is None:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the node is gone before this spare was needed
+        if not (isinstance(message, tuple) and message[:1] == ("spec",)):
+            return  # ("exit",): the node is shutting down
+        spec = message[1]
+        assert isinstance(spec, WorkerSpec)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     releasing = threading.Event()
 

@@ -49,8 +49,12 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         kill_grace_s: float = 5.0,
         start_method: str = "forkserver",
         preload: Sequence[str] = (),
+        warm_spare: bool = True,
     ) -> None:
-        """``worker_paths`` maps a class name to its import path, ``"package.module:ClassName"``."""
+        """``worker_paths`` maps a class name to its import path, ``"package.module:ClassName"``.
+
+        With ``warm_spare`` one idle worker process waits for the next task, so starting a task costs a
+        pipe message rather than a process start (still one process per task: a spare is used once)."""
         self._paths = dict(worker_paths)
         self._period = heartbeat_period_s
         self._cancel_grace_s = cancel_grace_s
@@ -68,6 +72,9 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             }
             self._mp.set_forkserver_preload(sorted(modules))
         self._children: dict[str, _Child] = {}
+        self._warm_spare = warm_spare
+        self._spare: tuple[Any, Connection] | None = None
+        self._spare_starting: asyncio.Task[None] | None = None
 
     async def start(self, task: Task) -> None:
         if task.id in self._children:
@@ -84,10 +91,15 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             attachments_version=task.attachments_version,
             heartbeat_period_s=self._period,
         )
-        parent_conn, child_conn = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(target=run, args=(spec, child_conn), name=f"skalds-worker-{task.id}")
-        await asyncio.get_running_loop().run_in_executor(None, process.start)
-        child_conn.close()
+        if self._spare is None and self._spare_starting is not None and not self._spare_starting.done():
+            await asyncio.gather(self._spare_starting, return_exceptions=True)  # half-way there already
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0].is_alive():
+            process, parent_conn = spare
+            parent_conn.send(("spec", spec))
+        else:
+            process, parent_conn = await self._launch(spec)
+        self._keep_a_spare()
         child = _Child(
             process=process, conn=parent_conn, state=WorkerState(task_id=task.id, attempt=task.attempt)
         )
@@ -95,6 +107,25 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         loop = asyncio.get_running_loop()
         loop.add_reader(parent_conn.fileno(), self._read, task.id)
         loop.add_reader(process.sentinel, self._exited, task.id)
+
+    async def _launch(self, spec: WorkerSpec | None) -> tuple[Any, Connection]:
+        parent_conn, child_conn = self._mp.Pipe(duplex=True)
+        name = f"skalds-worker-{spec.task_id}" if spec else "skalds-worker-spare"
+        process = self._mp.Process(target=run, args=(spec, child_conn), name=name)
+        await asyncio.get_running_loop().run_in_executor(None, process.start)
+        child_conn.close()
+        return process, parent_conn
+
+    def _keep_a_spare(self) -> None:
+        if not self._warm_spare or self._spare is not None:
+            return
+        if self._spare_starting is not None and not self._spare_starting.done():
+            return
+
+        async def make() -> None:
+            self._spare = await self._launch(None)
+
+        self._spare_starting = asyncio.create_task(make(), name="skalds-worker-spare")
 
     async def cancel(self, task_id: str) -> None:
         child = self._children.get(task_id)
@@ -127,6 +158,17 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
 
     async def shutdown(self) -> None:
         """Cancel every worker and wait until every process has exited (escalating as needed)."""
+        if self._spare_starting is not None:
+            await asyncio.gather(self._spare_starting, return_exceptions=True)
+        spare, self._spare, self._warm_spare = self._spare, None, False
+        if spare is not None:
+            process, conn = spare
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("exit",))
+            await asyncio.get_running_loop().run_in_executor(None, process.join, self._kill_grace_s)
+            if process.is_alive():
+                process.kill()
+            conn.close()
         live = [child for child in self._children.values() if not child.ended.is_set()]
         for child in live:
             await self.cancel(child.state.task_id)
