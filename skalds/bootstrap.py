@@ -40,6 +40,7 @@ from skalds.domain.ports import (
     LiveStateStore,
     NotificationChannel,
     TaskRepository,
+    WorkerSupervisor,
 )
 
 AVAILABLE_BACKENDS: Mapping[str, frozenset[str]] = {
@@ -227,15 +228,7 @@ def build_process_node(
         kill_grace_s=kill_grace_s,
         start_method=start_method,
     )
-    node = NodeRuntime(
-        identity,
-        services.repository,
-        services.live_state,
-        services.clock,
-        supervisor,
-        publisher=services.publisher,
-    )
-    return node, supervisor
+    return _node(services, identity, supervisor), supervisor
 
 
 def build_node(
@@ -246,7 +239,12 @@ def build_node(
     cancel_grace_s: float = 5.0,
 ) -> NodeRuntime:
     """A node running ``workers`` in this process (the embedded mode and the tests)."""
-    supervisor = InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s)
+    return _node(services, identity, InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s))
+
+
+def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervisor) -> NodeRuntime:
+    """A node that fences itself once out of touch for the heartbeat suspect time (the monitor re-queues
+    its tasks only after the dead time, later)."""
     return NodeRuntime(
         identity,
         services.repository,
@@ -254,6 +252,7 @@ def build_node(
         services.clock,
         supervisor,
         publisher=services.publisher,
+        lease_ms=services.settings.heartbeat.suspect_after_ms,
     )
 
 

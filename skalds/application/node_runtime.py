@@ -75,7 +75,11 @@ class NodeRuntime:
         supervisor: WorkerSupervisor,
         *,
         publisher: EventPublisher | None = None,
+        lease_ms: int | None = None,
     ) -> None:
+        """``lease_ms``: after this long without a heartbeat reaching the live-state store, the node stops
+        its own workers, because the monitor will soon give their tasks to other nodes. Keep it below the
+        monitor's dead-after, with room for the workers' cancel grace."""
         self.identity = identity
         self._repository = repository
         self._live = live
@@ -87,6 +91,9 @@ class NodeRuntime:
         self._registered_at: int | None = None
         self._sequences: dict[str, int] = {}
         self._beats_seen: dict[str, int] = {}
+        self._lease_ms = lease_ms
+        self._last_contact: int | None = None
+        self._fenced: set[str] = set()
 
     @property
     def node_id(self) -> str:
@@ -95,6 +102,7 @@ class NodeRuntime:
     async def register(self) -> None:
         self._registered_at = self._clock.now_ms()
         await self._publish_node(self._registered_at)
+        self._last_contact = self._registered_at
 
     async def handle(self, command: NodeCommand) -> None:
         """Act on one command; commands for other nodes and stale commands are ignored."""
@@ -144,23 +152,46 @@ class NodeRuntime:
         await self._supervisor.shutdown()
         await self._live.remove_node(self.node_id)
 
+    async def check_lease(self) -> None:
+        """Stop every worker if this node has been out of touch for longer than its lease (a partition,
+        a stalled store): the control plane is about to hand their tasks to other nodes."""
+        if self._lease_ms is None or self._last_contact is None:
+            return
+        silent = self._clock.now_ms() - self._last_contact
+        if silent <= self._lease_ms:
+            return
+        for task_id in self._running() - self._fenced:
+            log.warning("node %s lost contact %d ms ago; stopping %s", self.node_id, silent, task_id)
+            self._fenced.add(task_id)
+            await self._supervisor.cancel(task_id)
+
     async def beat(self) -> None:
         """Report every worker's heartbeat and this node's own, and stop workers it no longer owns."""
+        await self.check_lease()
         now = self._clock.now_ms()
         states = dict(self._supervisor.states())
         for task_id, state in states.items():
+            if task_id in self._fenced:  # stopped by the lease: the task is no longer this node's to report
+                if state.outcome is not None:
+                    self._forget(task_id)
+                continue
             if state.outcome is None and state.beats == self._beats_seen.get(task_id):
                 continue  # its runtime sent nothing since the last report: do not vouch for it
             self._beats_seen[task_id] = state.beats
             await self._report(task_id, state, now)
             if state.outcome is not None:
-                self._supervisor.forget(task_id)
-                self._sequences.pop(task_id, None)
-                self._beats_seen.pop(task_id, None)
+                self._forget(task_id)
         await self._fence({tid for tid, s in states.items() if s.outcome is None})
         if self._edge_ids and not self.draining:
             await self._adopt_retried()
         await self._publish_node(now)
+        self._last_contact = now
+
+    def _forget(self, task_id: str) -> None:
+        self._supervisor.forget(task_id)
+        self._sequences.pop(task_id, None)
+        self._beats_seen.pop(task_id, None)
+        self._fenced.discard(task_id)
 
     async def run(self, subscriber: EventSubscriber, *, heartbeat_interval_s: float) -> None:
         """Register, then obey commands and beat until cancelled; on the way out stop every worker."""
@@ -181,6 +212,7 @@ class NodeRuntime:
                     await self.beat()
                 except Exception:
                     log.exception("node %s heartbeat failed", self.node_id)
+                    await self.check_lease()
                 await asyncio.sleep(heartbeat_interval_s)
         finally:
             listener.cancel()

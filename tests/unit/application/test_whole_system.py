@@ -164,7 +164,11 @@ class WholeSystem(RuleBasedStateMachine):
 
     @rule(ms=st.sampled_from([500, 2_000, 6_000, 16_000]))
     def time_passes(self, ms: int) -> None:
+        """Time passes; every running node's own timer checks its lease, as its run loop would."""
         self.system.clock.advance(ms)
+        for node_id in sorted(self.alive):
+            self.run(self.system.nodes[node_id].check_lease())
+        self.settle()
 
     # --- nodes and workers -------------------------------------------------------------------------
 
