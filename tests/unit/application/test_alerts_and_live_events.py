@@ -116,3 +116,18 @@ async def test_the_dispatcher_assigns_a_new_task_at_once_not_at_its_next_sweep(s
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
+
+
+async def test_a_worker_that_ignores_pause_is_reported_not_left_silently_running(system: System) -> None:
+    events = system.services.subscriber.events()
+    await system.add_node("n1")
+    task = await system.services.tasks.create(TaskDraft(class_name=CLASS))
+    await system.cycle()
+    system.workers.control(task.id).ignore_cancel = True  # never reaches a checkpoint, so never pauses
+    await system.services.tasks.pause(task.id)
+    for _ in range(8):
+        await system.cycle()
+    assert (await system.services.tasks.get(task.id)).lifecycle_status is TaskStatus.RUNNING
+    ignored = [e for e in await drain(events) if isinstance(e, ev.TaskPauseNotHonoured)]
+    assert [e.task_id for e in ignored] == [task.id]
+    assert ignored[0].requested_for_ms >= 5_000

@@ -1,0 +1,87 @@
+"""Upstream Skalds' wire payloads, for the Kafka and Redis adapters in mixed deployments.
+
+Upstream's controller wrote ``taskIds`` (by alias) while its examples wrote ``task_ids``; both are accepted.
+Malformed payloads raise ``ValidationError`` naming the wire field, so a consumer can park the message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from skalds.domain.errors import ValidationError
+
+
+class UpstreamTaskEvent(BaseModel):
+    """Upstream's ``TaskEvent`` on ``task.assign``, ``task.cancel`` and ``task.update.attachment``."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str | None = None
+    title: str | None = None
+    initiator: str | None = None
+    recipient: str | None = None
+    create_date_time: int | None = Field(default=None, alias="createDateTime")
+    update_date_time: int | None = Field(default=None, alias="updateDateTime")
+    task_ids: list[str] = Field(alias="taskIds", validation_alias=AliasChoices("taskIds", "task_ids"))
+
+    def dump(self) -> dict[str, Any]:
+        """The controller's form: camelCase aliases, nulls kept."""
+        return self.model_dump(by_alias=True)
+
+
+class UpstreamTaskWorkerUpdate(BaseModel):
+    """``taskworker.update``: new attachments for a running worker (upstream sent field names)."""
+
+    attachments: dict[str, Any] | None = None
+
+
+class UpstreamInventoryEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    class_name: str = Field(validation_alias=AliasChoices("class_name", "className"))
+
+
+class UpstreamInventory(BaseModel):
+    """``skalds:{id}:all-task``: upstream wrote and read snake_case keys; so do we."""
+
+    tasks: list[UpstreamInventoryEntry] = Field(default_factory=list)
+    existed_task_ids: list[str] = Field(default_factory=list)
+    timestamp: int = 0
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def _decoded(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(raw, Mapping):
+        return raw
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValidationError("payload", f"not JSON: {error}") from None
+    if not isinstance(value, Mapping):
+        raise ValidationError("payload", f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def parse_upstream_task_event(raw: bytes | str | Mapping[str, Any]) -> UpstreamTaskEvent:
+    try:
+        return UpstreamTaskEvent.model_validate(_decoded(raw))
+    except PydanticValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise ValidationError(field, first["msg"]) from None
+
+
+def parse_upstream_inventory(raw: bytes | str | Mapping[str, Any]) -> UpstreamInventory:
+    try:
+        return UpstreamInventory.model_validate(_decoded(raw))
+    except PydanticValidationError as error:
+        first = error.errors()[0]
+        raise ValidationError(".".join(str(p) for p in first["loc"]) or "payload", first["msg"]) from None
