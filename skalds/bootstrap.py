@@ -21,6 +21,7 @@ from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
 from skalds.adapters.memory.repository import InMemoryTaskRepository
 from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerFunction
+from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.application.alerts import AlertService
@@ -268,6 +269,14 @@ def edge_tasks(path: str, catalog: PydanticWorkerCatalog) -> list[EdgeTask]:
         EdgeTask(id=s.id, class_name=s.class_name, attachments=s.attachments, is_persistent=s.is_persistent)
         for s in specs
     ]
+
+
+def import_worker_class(path: str) -> type[Any]:
+    """A worker class by import path, as worker processes load it; SettingsError naming the path if not."""
+    try:
+        return load_worker_class(path)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        raise SettingsError(f"node.worker_classes: cannot load {path!r}: {error}") from None
 
 
 def worker_path(worker_class: type[Any]) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import sys
@@ -26,6 +25,7 @@ from skalds.bootstrap import (
     build_container,
     build_process_node,
     edge_tasks,
+    import_worker_class,
     start,
     stop,
     worker_path,
@@ -43,16 +43,6 @@ EXIT_CODES = {Outcome.FINISHED: 0, Outcome.FAILED: 1, Outcome.CANCELLED: 2}
 EXIT_CONFIG = 78  # sysexits EX_CONFIG: the node could not start because of its settings
 
 
-def import_worker(path: str) -> type[BaseTaskWorker[Any]]:
-    module_name, _, qualname = path.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    if not (isinstance(target, type) and issubclass(target, BaseTaskWorker)):
-        raise SettingsError(f"node.worker_classes: {path!r} is not a BaseTaskWorker subclass")
-    return target
-
-
 class Skald:
     """One node. ``Skald(settings).register_task_worker(MyWorker)``, then ``run()``; returns an exit code."""
 
@@ -61,7 +51,7 @@ class Skald:
         self.node_id = self.settings.node.id or f"skald-{uuid.uuid4().hex[:8]}"
         self._workers: dict[str, type[BaseTaskWorker[Any]]] = {}
         for path in self.settings.node.worker_classes:
-            self.register_task_worker(import_worker(path))
+            self.register_task_worker(import_worker_class(path))
 
     def register_task_worker(self, worker_class: type[BaseTaskWorker[Any]]) -> None:
         if not (isinstance(worker_class, type) and issubclass(worker_class, BaseTaskWorker)):
@@ -172,7 +162,7 @@ def run_node(settings: Settings, worker_paths: list[str]) -> int:
     try:
         skald = Skald(settings)
         for path in worker_paths:
-            skald.register_task_worker(import_worker(path))
+            skald.register_task_worker(import_worker_class(path))
         return skald.run()
     except SettingsError as error:
         print(f"skalds node: {error}", file=sys.stderr)

@@ -105,8 +105,9 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         )
         self._children[task.id] = child
         loop = asyncio.get_running_loop()
-        loop.add_reader(parent_conn.fileno(), self._read, task.id)
-        loop.add_reader(process.sentinel, self._exited, task.id)
+        # bound to the child itself, not its id: a forgotten child must still be reaped and unregistered
+        loop.add_reader(parent_conn.fileno(), self._read, child)
+        loop.add_reader(process.sentinel, self._exited, child)
 
     async def _launch(self, spec: WorkerSpec | None) -> tuple[Any, Connection]:
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
@@ -195,10 +196,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         except (OSError, ValueError) as error:
             log.warning("could not reach worker %s: %s", child.state.task_id, error)
 
-    def _read(self, task_id: str) -> None:
-        child = self._children.get(task_id)
-        if child is None:
-            return
+    def _read(self, child: _Child) -> None:
         try:
             while child.conn.poll():
                 self._handle(child, child.conn.recv())
@@ -229,13 +227,10 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             case _:
                 log.warning("unexpected message from worker %s: %r", state.task_id, message)
 
-    def _exited(self, task_id: str) -> None:
-        child = self._children.get(task_id)
-        if child is None:
-            return
+    def _exited(self, child: _Child) -> None:
         loop = asyncio.get_running_loop()
         loop.remove_reader(child.process.sentinel)
-        self._read(task_id)  # whatever the child said last
+        self._read(child)  # whatever the child said last
         with contextlib.suppress(Exception):
             loop.remove_reader(child.conn.fileno())
         child.process.join(0)

@@ -164,3 +164,9 @@ def test_the_public_api_loads_lazily_with_upstream_names() -> None:
     assert skalds.BaseTaskWorker.__name__ == "BaseTaskWorker"
     with pytest.raises(TypeError):
         Skald().register_task_worker(dict)  # type: ignore[arg-type]
+
+
+def test_a_worker_class_that_cannot_be_loaded_is_a_clear_settings_error(tmp_path: Path) -> None:
+    done = run_node(node_command(write_task(tmp_path, "Quick"), "no_such_module:Worker"))
+    assert done.returncode == 78
+    assert "cannot load 'no_such_module:Worker'" in done.stderr
