@@ -66,6 +66,7 @@ class Monitor:
         self._cancel_grace_ms = cancel_grace_ms
         self._pause_grace_ms = pause_grace_ms
         self._node_health: dict[str, NodeHealth] = {}
+        self._node_beats: dict[str, int] = {}
         self._verdicts: dict[str, Verdict] = {}
         self._sequences: dict[str, int] = {}
         self._errors: dict[str, str] = {}
@@ -139,6 +140,13 @@ class Monitor:
         health = {node.id: node_health(node, now, self._policy) for node in nodes}
         for node in nodes:
             current, previous = health[node.id], self._node_health.get(node.id)
+            if node.last_heartbeat_at is not None and self._node_beats.get(node.id) != node.last_heartbeat_at:
+                self._node_beats[node.id] = node.last_heartbeat_at
+                out.append(
+                    ev.NodeHeartbeatObserved(
+                        at=now, node_id=node.id, tasks=tuple(sorted(node.current_tasks)), health=current.value
+                    )
+                )
             if current is previous:
                 continue
             silent = node.silent_for(now)
@@ -152,6 +160,7 @@ class Monitor:
             if self._node_health[gone] is not NodeHealth.OFFLINE:
                 out.append(ev.NodeWentOffline(at=now, node_id=gone, silent_for_ms=-1))
         self._node_health = dict(health)
+        self._node_beats = {k: v for k, v in self._node_beats.items() if k in health}
         return health
 
     def _observe_task(
@@ -171,11 +180,16 @@ class Monitor:
                     sequence=report.sequence,
                     progress=report.progress,
                     verdict=verdict,
+                    status=task.lifecycle_status,
                 )
             )
         if report is not None and report.error and self._errors.get(task.id) != report.error:
             self._errors[task.id] = report.error
-            out.append(ev.TaskErrorReported(at=now, task_id=task.id, error=report.error))
+            out.append(
+                ev.TaskErrorReported(
+                    at=now, task_id=task.id, error=report.error, status=task.lifecycle_status
+                )
+            )
         previous = self._verdicts.get(task.id)
         if previous != verdict:
             out.append(ev.TaskVerdictChanged(at=now, task_id=task.id, previous=previous, verdict=verdict))

@@ -125,6 +125,14 @@ class NodeCameOnline(NodeEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NodeHeartbeatObserved(NodeEvent):
+    """A node reported in (published by the monitor once per cycle per node at most)."""
+
+    tasks: tuple[str, ...]
+    health: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeWentSuspect(NodeEvent):
     silent_for_ms: int
 
@@ -142,6 +150,7 @@ class TaskHeartbeatObserved(DomainEvent):
     sequence: int
     progress: float | None
     verdict: str
+    status: TaskStatus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +159,7 @@ class TaskErrorReported(DomainEvent):
 
     task_id: str
     error: str
+    status: TaskStatus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
