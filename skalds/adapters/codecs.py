@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from skalds.domain.errors import ValidationError
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class UpstreamTaskEvent(BaseModel):
@@ -31,7 +33,7 @@ class UpstreamTaskEvent(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         """The controller's form: camelCase aliases, nulls kept."""
-        return self.model_dump(by_alias=True)
+        return self.model_dump(mode="json", by_alias=True)
 
 
 class UpstreamTaskWorkerUpdate(BaseModel):
@@ -39,23 +41,53 @@ class UpstreamTaskWorkerUpdate(BaseModel):
 
     attachments: dict[str, Any] | None = None
 
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
 
 class UpstreamInventoryEntry(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    """One running worker in a skald's inventory; upstream's monitor reads ``class_name``."""
 
     id: str
     class_name: str = Field(validation_alias=AliasChoices("class_name", "className"))
 
 
 class UpstreamInventory(BaseModel):
-    """``skalds:{id}:all-task``: upstream wrote and read snake_case keys; so do we."""
+    """``skalds:{id}:all-task``: upstream wrote and read snake_case keys; so do we (aliases accepted in)."""
 
     tasks: list[UpstreamInventoryEntry] = Field(default_factory=list)
-    existed_task_ids: list[str] = Field(default_factory=list)
+    existed_task_ids: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("existed_task_ids", "existedTaskIds")
+    )
     timestamp: int = 0
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump()
+        """Snake_case keys exactly as upstream's ``model_dump_json()`` wrote them."""
+        return self.model_dump(mode="json")
+
+
+def parse_upstream_task_event(raw: bytes | str | Mapping[str, Any]) -> UpstreamTaskEvent:
+    return _parse(UpstreamTaskEvent, raw)
+
+
+def parse_upstream_taskworker_update(raw: bytes | str | Mapping[str, Any]) -> UpstreamTaskWorkerUpdate:
+    return _parse(UpstreamTaskWorkerUpdate, raw)
+
+
+def parse_upstream_inventory(raw: bytes | str | Mapping[str, Any]) -> UpstreamInventory:
+    return _parse(UpstreamInventory, raw)
+
+
+def _parse(model: type[_Model], raw: bytes | str | Mapping[str, Any]) -> _Model:
+    """The payload as ``model``, or ValidationError naming the first bad wire field ("payload": not JSON)."""
+    try:
+        return model.model_validate(_decoded(raw))
+    except PydanticValidationError as error:
+        problems = error.errors()
+        first = problems[0]
+        field = ".".join(str(part) for part in first["loc"]) or "payload"
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise ValidationError(field, first["msg"] + more) from None
 
 
 def _decoded(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -68,20 +100,3 @@ def _decoded(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ValidationError("payload", f"expected a JSON object, got {type(value).__name__}")
     return value
-
-
-def parse_upstream_task_event(raw: bytes | str | Mapping[str, Any]) -> UpstreamTaskEvent:
-    try:
-        return UpstreamTaskEvent.model_validate(_decoded(raw))
-    except PydanticValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise ValidationError(field, first["msg"]) from None
-
-
-def parse_upstream_inventory(raw: bytes | str | Mapping[str, Any]) -> UpstreamInventory:
-    try:
-        return UpstreamInventory.model_validate(_decoded(raw))
-    except PydanticValidationError as error:
-        first = error.errors()[0]
-        raise ValidationError(".".join(str(p) for p in first["loc"]) or "payload", first["msg"]) from None

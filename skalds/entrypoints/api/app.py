@@ -1,0 +1,110 @@
+"""The Litestar application, built from a container: ``create_app(build_container(settings))``.
+
+The lifespan starts the services once, stores them in ``app.state``, and owns the background loops the
+controller mode asks for (upstream's modes: CONTROLLER = API only; MONITOR = + monitor, alerts, live
+events; DISPATCHER = + dispatcher) in one task group. Handlers get ``services`` through Litestar's own
+dependency injection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar, Request, get
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+
+import skalds
+from skalds.bootstrap import Container, Services, start, stop
+from skalds.config import ControllerMode
+from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
+from skalds.entrypoints.api.events import EventController, EventFeed
+from skalds.entrypoints.api.nodes import SkaldController
+from skalds.entrypoints.api.system import AlertController, SystemController
+from skalds.entrypoints.api.tasks import TaskController
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+@get("/api", include_in_schema=False)
+async def api_index() -> dict[str, Any]:
+    return {
+        "name": "Skalds API",
+        "version": skalds.__version__,
+        "endpoints": {
+            "tasks": "/api/tasks",
+            "skalds": "/api/skalds",
+            "events": "/api/events",
+            "system": "/api/system",
+        },
+    }
+
+
+def create_app(
+    container: Container, *, run_loops: bool = True, cors_origins: list[str] | None = None
+) -> Litestar:
+    """``run_loops=False`` leaves the dispatcher, monitor and alert loops to the caller (tests drive them)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = await start(container)
+        settings = services.settings
+        api_key = settings.controller.api_key
+        app.state.services = services
+        app.state.api_key = api_key.get_secret_value() if api_key else None
+        feed = EventFeed()
+        app.state.event_feed = feed
+        loops = [feed.run(services.subscriber), services.activity.run(services.subscriber)]
+        mode = settings.controller.mode
+        if run_loops and mode in (ControllerMode.MONITOR, ControllerMode.DISPATCHER):
+            loops.append(services.monitor.run(interval_s=settings.monitor.interval_ms / 1000))
+            loops.append(
+                services.alerts.run(services.subscriber, interval_s=settings.monitor.interval_ms / 1000)
+            )
+        if run_loops and mode is ControllerMode.DISPATCHER:
+            loops.append(
+                services.dispatcher.run(services.subscriber, interval_s=settings.dispatch.interval_ms / 1000)
+            )
+        tasks = [asyncio.create_task(loop) for loop in loops]
+        await asyncio.sleep(0)  # let the subscriptions open before the first request
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop(container)
+
+    return Litestar(
+        route_handlers=[
+            api_index,
+            TaskController,
+            SkaldController,
+            SystemController,
+            AlertController,
+            EventController,
+        ],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        cors_config=CORSConfig(allow_origins=cors_origins or [], allow_credentials=False)
+        if cors_origins
+        else None,
+        openapi_config=OpenAPIConfig(title="Skalds", version=skalds.__version__, path="/schema"),
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+    )
+
+
+def request_id(request: Request[Any, Any, Any]) -> str:  # pragma: no cover - reserved for logging
+    return request.headers.get("x-request-id", "")

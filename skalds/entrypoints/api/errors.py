@@ -1,0 +1,121 @@
+"""Errors to HTTP statuses, in one place. Every error answer is JSON with a message; nothing a user sent
+produces a 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import ValidationException as LitestarValidationException
+from pydantic import ValidationError as PydanticValidationError
+
+from skalds.domain.errors import (
+    ConflictError,
+    IllegalTransitionError,
+    NodeNotFoundError,
+    SkaldsError,
+    TaskAlreadyExistsError,
+    TaskNotFoundError,
+    ValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _answer(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    return Response({"error": code, "message": message, "status_code": status, **extra}, status_code=status)
+
+
+def skalds_error(request: Request[Any, Any, Any], error: SkaldsError) -> Response[dict[str, Any]]:
+    match error:
+        case TaskNotFoundError() | NodeNotFoundError():
+            return _answer(404, "NOT_FOUND", str(error))
+        case IllegalTransitionError():
+            return _answer(
+                409,
+                "INVALID_TRANSITION",
+                str(error),
+                fromStatus=str(error.from_status),
+                command=str(error.command),
+                reason=error.reason,
+            )
+        case ConflictError():
+            return _answer(409, "CONFLICT", str(error), currentVersion=error.actual_version)
+        case TaskAlreadyExistsError():
+            return _answer(409, "ALREADY_EXISTS", str(error))
+        case ValidationError():
+            return _answer(422, "VALIDATION_ERROR", str(error), field=error.field)
+    log.exception("unexpected Skalds error", exc_info=error)
+    return _answer(500, "INTERNAL_ERROR", "an unexpected error occurred")
+
+
+def pydantic_error(
+    request: Request[Any, Any, Any], error: PydanticValidationError
+) -> Response[dict[str, Any]]:
+    problems = [
+        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
+        for item in error.errors()
+    ]
+    first = problems[0]
+    return _answer(
+        422,
+        "VALIDATION_ERROR",
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        errors=problems,
+    )
+
+
+QUERY_NAMES = {
+    "page_size": "pageSize",
+    "lifecycle_status": "lifecycleStatus",
+    "class_name": "className",
+    "id_contains": "id",
+}
+"""Python parameter name -> the wire name users wrote (upstream's camelCase query names)."""
+
+
+def _wire_name(problem: dict[str, Any]) -> str:
+    key = str(problem.get("key") or problem.get("source") or "request")
+    return QUERY_NAMES.get(key, key)
+
+
+def litestar_validation_error(
+    request: Request[Any, Any, Any], error: LitestarValidationException
+) -> Response[dict[str, Any]]:
+    extra = error.extra if isinstance(error.extra, list) else []
+    problems = [{"field": _wire_name(e), "message": str(e.get("message"))} for e in extra]
+    message = f"{problems[0]['field']}: {problems[0]['message']}" if problems else error.detail
+    return _answer(
+        422, "VALIDATION_ERROR", message, field=problems[0]["field"] if problems else None, errors=problems
+    )
+
+
+def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:
+    codes = {
+        401: "UNAUTHORIZED",
+        403: "FORBIDDEN",
+        404: "NOT_FOUND",
+        405: "METHOD_NOT_ALLOWED",
+        413: "TOO_LARGE",
+    }
+    status = error.status_code
+    return _answer(status, codes.get(status, "HTTP_ERROR"), str(error.detail), path=request.url.path)
+
+
+def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return _answer(500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has the details")
+
+
+EXCEPTION_HANDLERS: Any = {
+    SkaldsError: skalds_error,
+    PydanticValidationError: pydantic_error,
+    LitestarValidationException: litestar_validation_error,
+    NotAuthorizedException: http_error,
+    PermissionDeniedException: http_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

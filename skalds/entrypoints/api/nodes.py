@@ -1,0 +1,63 @@
+"""``/api/skalds``: the nodes, in upstream's SkaldResponse shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get
+
+from skalds.bootstrap import Services
+from skalds.domain.nodes import NodeHealth, NodeMode
+from skalds.entrypoints.api.schemas import skald_json
+
+
+class SkaldController(Controller):
+    path = "/api/skalds"
+
+    @get(["/", ""])
+    async def list_skalds(
+        self, services: Services, type: str | None = None, status: str | None = None
+    ) -> dict[str, Any]:
+        views = await services.queries.nodes()
+        items = [skald_json(v) for v in views]
+        if type:
+            items = [i for i in items if i["type"] == type]
+        if status:
+            items = [i for i in items if i["status"] == status]
+        return {"items": items, "total": len(items)}
+
+    @get("/{skald_id:str}")
+    async def get_skald(self, services: Services, skald_id: str) -> dict[str, Any]:
+        return skald_json(await services.queries.node(skald_id))
+
+    @get("/{skald_id:str}/tasks")
+    async def skald_tasks(self, services: Services, skald_id: str) -> dict[str, Any]:
+        view = await services.queries.node(skald_id)
+        tasks = [
+            {
+                "id": t.id,
+                "className": t.class_name,
+                "assignedAt": t.assigned_at,
+                "lifecycleStatus": t.lifecycle_status.value,
+            }
+            for t in view.tasks
+        ]
+        return {"skaldId": skald_id, "tasks": tasks, "totalTasks": len(tasks)}
+
+    @get("/{skald_id:str}/status")
+    async def skald_status(self, services: Services, skald_id: str) -> dict[str, Any]:
+        view = await services.queries.node(skald_id)
+        node, online = view.node, view.health is NodeHealth.ONLINE
+        return {
+            "skaldId": node.id,
+            "status": "online" if online else "offline",
+            "type": "node" if node.mode is NodeMode.NODE else "edge",
+            "lastUpdate": node.last_heartbeat_at,
+            "taskCount": len(view.tasks),
+            "isOnline": online,
+            "details": {
+                "canAcceptTasks": online and node.mode is NodeMode.NODE and not node.draining,
+                "lastHeartbeatAge": node.silent_for(services.clock.now_ms()),
+                "tasks": [{"id": t.id, "className": t.class_name} for t in view.tasks],
+            },
+        }

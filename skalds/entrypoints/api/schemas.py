@@ -1,0 +1,162 @@
+"""Wire shapes of the HTTP API: upstream's camelCase JSON (reference §2.6, §13, §15) plus the new fields.
+
+Requests are validated here with pydantic, so a bad field is named in the 422; responses are plain dicts
+built from domain objects, so what goes out is exactly what the dashboard contract says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from skalds.application.queries import NodeView, Summary
+from skalds.domain.alerts import Alert
+from skalds.domain.heartbeat import HeartbeatReport
+from skalds.domain.nodes import NodeHealth, NodeMode
+from skalds.domain.task import MAX_PRIORITY, MIN_PRIORITY, Task, TaskStatus
+from skalds.domain.upstream_codes import to_upstream_code
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class CreateTaskRequest(_Request):
+    class_name: str = Field(min_length=1, max_length=200)
+    id: str | None = None
+    source: str = "api"
+    name: str | None = None
+    description: str | None = None
+    priority: int = Field(default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY)
+    attachments: dict[str, Any] = Field(default_factory=dict)
+    deadline_date_time: int | None = None
+    dependencies: list[str] = Field(default_factory=list)
+    required_labels: dict[str, str] = Field(default_factory=dict)
+    max_attempts: int | None = Field(default=None, ge=1)
+
+
+class UpdateStatusRequest(_Request):
+    lifecycle_status: TaskStatus
+
+
+class UpdateAttachmentsRequest(_Request):
+    attachments: dict[str, Any]
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+def task_json(
+    task: Task, report: HeartbeatReport | None = None, pending_reason: str | None = None
+) -> dict[str, Any]:
+    """Upstream's TaskResponse (``heartbeat`` as its integer code, ``error``, ``exception``) plus ours."""
+    failed = task.lifecycle_status is TaskStatus.FAILED
+    return {
+        "id": task.id,
+        "className": task.class_name,
+        "lifecycleStatus": task.lifecycle_status.value,
+        "executor": task.executor,
+        "createDateTime": task.create_date_time,
+        "updateDateTime": task.update_date_time,
+        "mode": task.mode.value,
+        "attachments": dict(task.attachments),
+        "heartbeat": to_upstream_code(report) if report is not None else 0,
+        "error": report.error if report is not None and not failed else None,
+        "exception": task.last_error if failed else None,
+        "priority": task.priority,
+        "source": task.source,
+        "name": task.name,
+        "description": task.description,
+        "deadlineDateTime": task.deadline_date_time,
+        "dependencies": list(task.dependencies),
+        "requiredLabels": dict(task.required_labels),
+        "isPersistent": task.is_persistent,
+        "desiredState": task.desired_state.value,
+        "version": task.version,
+        "attempt": task.attempt,
+        "maxAttempts": task.max_attempts,
+        "assignedAt": task.assigned_at,
+        "startedAt": task.started_at,
+        "finishedAt": task.finished_at,
+        "lastError": task.last_error,
+        "retryAt": task.retry_at,
+        "attachmentsVersion": task.attachments_version,
+        "appliedAttachmentsVersion": task.applied_attachments_version,
+        "progress": report.progress if report is not None else None,
+        "pendingReason": pending_reason,
+    }
+
+
+def heartbeat_json(report: HeartbeatReport) -> dict[str, Any]:
+    return {
+        "receivedAt": report.received_at,
+        "sequence": report.sequence,
+        "heartbeat": to_upstream_code(report),
+        "progress": report.progress,
+        "progressChangedAt": report.progress_changed_at,
+        "outcome": report.outcome.value if report.outcome else None,
+        "error": report.error,
+        "paused": report.paused,
+        "appliedAttachmentsVersion": report.applied_attachments_version,
+        "attempt": report.attempt,
+    }
+
+
+def skald_json(view: NodeView) -> dict[str, Any]:
+    """Upstream's SkaldResponse: type node or edge, status online or offline, lastHeartbeat a string."""
+    node = view.node
+    online = view.health is NodeHealth.ONLINE
+    return {
+        "id": node.id,
+        "type": "node" if node.mode is NodeMode.NODE else "edge",
+        "mode": node.mode.value,
+        "status": "online" if online else "offline",
+        "health": view.health.value,
+        "lastHeartbeat": str(node.last_heartbeat_at or node.registered_at),
+        "supportedTasks": sorted(node.supported_classes),
+        "currentTasks": sorted(t.id for t in view.tasks) or sorted(node.current_tasks),
+        "heartbeat": 0,
+        "taskCount": len(view.tasks) or len(node.current_tasks),
+        "capacity": node.capacity,
+        "labels": dict(node.labels),
+        "cpuPercent": node.cpu_percent,
+        "memoryPercent": node.memory_percent,
+        "draining": node.draining,
+    }
+
+
+def summary_json(summary: Summary) -> dict[str, Any]:
+    """Upstream's DashboardSummary (the 10 ints), plus pausedTasks and createdTasks."""
+    counts = summary.by_status
+    return {
+        "totalSkalds": summary.total_nodes,
+        "onlineSkalds": summary.online_nodes,
+        "totalTasks": summary.total_tasks,
+        "runningTasks": counts[TaskStatus.RUNNING],
+        "finishedTasks": counts[TaskStatus.FINISHED],
+        "failedTasks": counts[TaskStatus.FAILED],
+        "assigningTasks": counts[TaskStatus.ASSIGNING],
+        "cancelledTasks": counts[TaskStatus.CANCELLED],
+        "pausedTasks": counts[TaskStatus.PAUSED],
+        "createdTasks": counts[TaskStatus.CREATED],
+        "nodeSkalds": summary.node_nodes,
+        "edgeSkalds": summary.edge_nodes,
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "rule": alert.rule.value,
+        "severity": alert.severity.value,
+        "subject": alert.subject,
+        "message": alert.message,
+        "raisedAt": alert.raised_at,
+        "resolvedAt": alert.resolved_at,
+        "active": alert.active,
+    }
+
+
+def success(message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Upstream's SuccessResponse envelope for mutations."""
+    return {"success": True, "message": message, "data": data}

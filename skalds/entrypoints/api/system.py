@@ -1,0 +1,123 @@
+"""``/api/system`` and ``/api/alerts``: health per dependency, status, dashboard summary, metrics, alerts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Controller, Response, get
+
+import skalds
+from skalds.bootstrap import Services
+from skalds.domain.task import TaskStatus
+from skalds.entrypoints.api.frames import frame_for
+from skalds.entrypoints.api.schemas import alert_json, summary_json
+
+PROBE_TIMEOUT_S = 2.0
+
+
+async def _probe(check: Any) -> str | None:
+    try:
+        await asyncio.wait_for(check, PROBE_TIMEOUT_S)
+    except Exception as error:  # a dependency that is down must show here, not crash the endpoint
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+class SystemController(Controller):
+    path = "/api/system"
+
+    @get("/health")
+    async def health(self, services: Services) -> Response[dict[str, Any]]:
+        """200 when every dependency answers, 503 with the failing ones named otherwise."""
+        checks = {
+            "repository": services.repository.count_by_status(),
+            "liveState": services.live_state.list_nodes(),
+        }
+        problems = {name: await _probe(check) for name, check in checks.items()}
+        problems["eventBus"] = None  # the memory bus cannot fail; the Kafka adapter adds its own probe
+        healthy = not any(problems.values())
+        body = {
+            "status": "healthy" if healthy else "unhealthy",
+            "timestamp": services.clock.now_ms(),
+            "services": {
+                name: "healthy" if not problem else "unhealthy" for name, problem in problems.items()
+            },
+            "details": {name: problem for name, problem in problems.items() if problem},
+        }
+        return Response(body, status_code=200 if healthy else 503)
+
+    @get("/status")
+    async def status(self, services: Services) -> dict[str, Any]:
+        dispatcher, monitor = services.dispatcher, services.monitor
+        return {
+            "mode": services.settings.controller.mode.value,
+            "version": skalds.__version__,
+            "backends": services.settings.backends.model_dump(mode="json"),
+            "components": [
+                {
+                    "name": "Dispatcher",
+                    "running": True,
+                    "details": {
+                        "strategy": dispatcher.strategy.value,
+                        "cycles": dispatcher.counters.cycles,
+                        "assigned": dispatcher.counters.assigned,
+                        "lost": dispatcher.counters.lost,
+                        "retried": dispatcher.counters.retried,
+                    },
+                },
+                {
+                    "name": "Monitor",
+                    "running": True,
+                    "details": {
+                        "cycles": monitor.counters.cycles,
+                        "changed": monitor.counters.changed,
+                        "lastCycleMs": monitor.counters.last_cycle_ms,
+                        "lastCycleAt": monitor.counters.last_cycle_at,
+                    },
+                },
+            ],
+        }
+
+    @get("/dashboard/summary")
+    async def dashboard_summary(self, services: Services) -> dict[str, Any]:
+        return summary_json(await services.queries.summary())
+
+    @get("/metrics")
+    async def metrics(self, services: Services) -> dict[str, Any]:
+        summary = await services.queries.summary()
+        views = await services.queries.nodes()
+        distribution = {v.node.id: len(v.tasks) for v in views}
+        running = summary.by_status[TaskStatus.RUNNING]
+        return {
+            "timestamp": services.clock.now_ms(),
+            "skalds": {
+                "total": summary.total_nodes,
+                "online": summary.online_nodes,
+                "offline": summary.total_nodes - summary.online_nodes,
+                "nodes": summary.node_nodes,
+                "edges": summary.edge_nodes,
+            },
+            "tasks": {status.value.lower(): count for status, count in summary.by_status.items()}
+            | {"total": summary.total_tasks},
+            "performance": {
+                "averageTasksPerSkald": round(running / summary.total_nodes, 2) if summary.total_nodes else 0,
+                "taskDistribution": distribution,
+            },
+        }
+
+    @get("/activity")
+    async def recent_activity(self, services: Services, limit: int = 50) -> dict[str, Any]:
+        items = [
+            f for e in services.activity.recent(min(max(limit, 1), 500)) if (f := frame_for(e)) is not None
+        ]
+        return {"items": [frame for _, frame in items]}
+
+
+class AlertController(Controller):
+    path = "/api/alerts"
+
+    @get(["/", ""])
+    async def alerts(self, services: Services, active: bool = False, limit: int = 100) -> dict[str, Any]:
+        chosen = services.alerts.active() if active else services.alerts.history(min(max(limit, 1), 1_000))
+        return {"items": [alert_json(a) for a in chosen], "total": len(chosen)}

@@ -1,0 +1,175 @@
+"""``/api/tasks``: upstream's paths and envelopes, plus create, cancel, pause, resume and retry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, delete, get, post, put
+from litestar.params import Parameter
+
+from skalds.application.tasks import TaskDraft
+from skalds.bootstrap import Services
+from skalds.domain.errors import ValidationError
+from skalds.domain.ports import TaskQuery
+from skalds.domain.task import LIVE, Task, TaskStatus
+from skalds.entrypoints.api.auth import requires_api_key
+from skalds.entrypoints.api.schemas import (
+    CreateTaskRequest,
+    UpdateAttachmentsRequest,
+    UpdateStatusRequest,
+    heartbeat_json,
+    success,
+    task_json,
+)
+
+
+def _status(value: str | None) -> frozenset[TaskStatus] | None:
+    if not value:
+        return None
+    for status in TaskStatus:
+        if status.value.lower() == value.lower():
+            return frozenset({status})
+    raise ValidationError(
+        "lifecycleStatus", f"must be one of {', '.join(s.value for s in TaskStatus)}; got {value!r}"
+    )
+
+
+async def _one(services: Services, task: Task) -> dict[str, Any]:
+    report = await services.queries.latest_heartbeat(task.id)
+    return task_json(task, report, services.dispatcher.pending_reason(task.id))
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+
+    @get(["/", ""])
+    async def list_tasks(  # noqa: PLR0917 - one parameter per upstream query name
+        self,
+        services: Services,
+        page: Annotated[int, Parameter(ge=1)] = 1,
+        page_size: Annotated[int, Parameter(query="pageSize", ge=1, le=100)] = 20,
+        lifecycle_status: Annotated[str | None, Parameter(query="lifecycleStatus")] = None,
+        class_name: Annotated[str | None, Parameter(query="className")] = None,
+        executor: str | None = None,
+        id_contains: Annotated[str | None, Parameter(query="id", max_length=200)] = None,
+    ) -> dict[str, Any]:
+        """Newest first. ``id`` matches as plain text inside the id; ``lifecycleStatus`` ignores case."""
+        query = TaskQuery(
+            statuses=_status(lifecycle_status),
+            class_name=class_name or None,
+            executor=executor or None,
+            id_contains=id_contains or None,
+            offset=(page - 1) * page_size,
+            limit=page_size,
+        )
+        found = await services.tasks.list(query)
+        reports = await services.live_state.latest_heartbeats(
+            [t.id for t in found.items if t.lifecycle_status in LIVE]
+        )
+        items = [
+            task_json(t, reports.get(t.id), services.dispatcher.pending_reason(t.id)) for t in found.items
+        ]
+        return {"items": items, "total": found.total, "page": page, "pageSize": page_size}
+
+    @post(["/", ""], guards=[requires_api_key], status_code=201)
+    async def create_task(self, services: Services, data: dict[str, Any]) -> dict[str, Any]:
+        request = CreateTaskRequest.model_validate(data)
+        task = await services.tasks.create(
+            TaskDraft(
+                class_name=request.class_name,
+                id=request.id,
+                source=request.source,
+                name=request.name,
+                description=request.description,
+                priority=request.priority,
+                attachments=request.attachments,
+                deadline_date_time=request.deadline_date_time,
+                dependencies=tuple(request.dependencies),
+                required_labels=request.required_labels,
+                max_attempts=request.max_attempts,
+            )
+        )
+        return task_json(task)
+
+    @get("/classnames")
+    async def class_names(self, services: Services) -> list[str]:
+        return list(await services.tasks.class_names())
+
+    @get("/{task_id:str}")
+    async def get_task(self, services: Services, task_id: str) -> dict[str, Any]:
+        return await _one(services, await services.tasks.get(task_id))
+
+    @get("/{task_id:str}/heartbeat")
+    async def heartbeat(
+        self, services: Services, task_id: str, limit: Annotated[int, Parameter(ge=1, le=500)] = 50
+    ) -> dict[str, Any]:
+        task = await services.tasks.get(task_id)
+        history = await services.queries.heartbeat_history(task_id, limit)
+        latest = history[-1] if history else None
+        now = services.clock.now_ms()
+        return {
+            "taskId": task_id,
+            "heartbeat": heartbeat_json(latest)["heartbeat"] if latest else 0,
+            "status": task.lifecycle_status.value,
+            "isAlive": latest is not None
+            and now - latest.received_at <= services.settings.heartbeat.suspect_after_ms,
+            "isAssigning": task.lifecycle_status is TaskStatus.ASSIGNING,
+            "error": latest.error if latest else None,
+            "exception": task.last_error if task.lifecycle_status is TaskStatus.FAILED else None,
+            "lastUpdate": latest.received_at if latest else None,
+            "progress": latest.progress if latest else None,
+            "heartbeatHistory": [heartbeat_json(r) for r in history],
+        }
+
+    @put("/{task_id:str}/attachments", guards=[requires_api_key])
+    async def update_attachments(
+        self, services: Services, task_id: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        request = UpdateAttachmentsRequest.model_validate(data)
+        task = await services.tasks.update_attachments(
+            task_id, request.attachments, expected_version=request.expected_version
+        )
+        payload = {
+            "taskId": task.id,
+            "attachments": dict(task.attachments),
+            "attachmentsVersion": task.attachments_version,
+        }
+        return success("Task attachments updated successfully", payload)
+
+    @put("/{task_id:str}/status", guards=[requires_api_key])
+    async def update_status(self, services: Services, task_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        request = UpdateStatusRequest.model_validate(data)
+        task = await services.tasks.set_status(task_id, request.lifecycle_status)
+        payload = {
+            "taskId": task.id,
+            "status": task.lifecycle_status.value,
+            "desiredState": task.desired_state.value,
+        }
+        return success(f"Task status updated to {request.lifecycle_status.value}", payload)
+
+    @delete("/{task_id:str}", guards=[requires_api_key], status_code=200)
+    async def delete_task(self, services: Services, task_id: str, purge: bool = False) -> dict[str, Any]:
+        """Upstream's soft delete: cancel. With ``purge=true``, remove a task no worker owns from storage."""
+        if purge:
+            await services.tasks.delete(task_id)
+            return success("Task deleted", {"taskId": task_id})
+        task = await services.tasks.cancel(task_id)
+        return success(
+            "Task cancelled successfully", {"taskId": task.id, "status": task.lifecycle_status.value}
+        )
+
+    @post("/{task_id:str}/cancel", guards=[requires_api_key], status_code=200)
+    async def cancel(self, services: Services, task_id: str) -> dict[str, Any]:
+        return await _one(services, await services.tasks.cancel(task_id))
+
+    @post("/{task_id:str}/pause", guards=[requires_api_key], status_code=200)
+    async def pause(self, services: Services, task_id: str) -> dict[str, Any]:
+        return await _one(services, await services.tasks.pause(task_id))
+
+    @post("/{task_id:str}/resume", guards=[requires_api_key], status_code=200)
+    async def resume(self, services: Services, task_id: str) -> dict[str, Any]:
+        return await _one(services, await services.tasks.resume(task_id))
+
+    @post("/{task_id:str}/retry", guards=[requires_api_key], status_code=200)
+    async def retry(self, services: Services, task_id: str) -> dict[str, Any]:
+        return await _one(services, await services.tasks.retry(task_id))

@@ -1,0 +1,142 @@
+"""/api/skalds, /api/system, /api/alerts and the SSE streams, against the dashboard's contract (§15)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from skalds.domain import events as ev
+from tests.unit.api.conftest import Api, Served
+from tests.unit.application.harness import CLASS
+
+SKALD_FIELDS = {
+    "id",
+    "type",
+    "status",
+    "lastHeartbeat",
+    "supportedTasks",
+    "currentTasks",
+    "heartbeat",
+    "taskCount",
+}
+SUMMARY_FIELDS = {
+    "totalSkalds", "onlineSkalds", "totalTasks", "runningTasks", "finishedTasks", "failedTasks",
+    "assigningTasks", "cancelledTasks", "nodeSkalds", "edgeSkalds",
+}  # fmt: skip
+
+
+async def test_skalds_are_listed_in_upstreams_shape(api: Api) -> None:
+    await api.system.add_node("n1")
+    await api.client.post("/api/tasks", json={"className": CLASS, "id": "t1"})
+    await api.system.cycle()
+    for path in ("/api/skalds", "/api/skalds/"):
+        listing = (await api.client.get(path)).json()
+        assert listing["total"] == 1
+        [skald] = listing["items"]
+        assert skald.keys() >= SKALD_FIELDS
+        assert (skald["type"], skald["status"], skald["supportedTasks"], skald["currentTasks"]) == (
+            "node", "online", [CLASS], ["t1"],
+        )  # fmt: skip
+        assert isinstance(skald["lastHeartbeat"], str)
+    assert (await api.client.get("/api/skalds", params={"status": "offline"})).json()["total"] == 0
+    assert (await api.client.get("/api/skalds/n1")).json()["id"] == "n1"
+    assert (await api.client.get("/api/skalds/n1/tasks")).json()["tasks"][0]["id"] == "t1"
+    assert (await api.client.get("/api/skalds/nope")).status_code == 404
+
+
+async def test_the_dashboard_summary_has_upstreams_ten_counts(api: Api) -> None:
+    await api.client.post("/api/tasks", json={"className": CLASS})
+    summary = (await api.client.get("/api/system/dashboard/summary")).json()
+    assert summary.keys() >= SUMMARY_FIELDS
+    assert summary["totalTasks"] == 1
+
+
+async def test_health_status_metrics_and_alerts_answer(api: Api) -> None:
+    health = await api.client.get("/api/system/health")
+    assert health.status_code == 200
+    assert health.json()["services"] == {
+        "repository": "healthy",
+        "liveState": "healthy",
+        "eventBus": "healthy",
+    }
+    status = (await api.client.get("/api/system/status")).json()
+    assert {c["name"] for c in status["components"]} == {"Dispatcher", "Monitor"}
+    assert "tasks" in (await api.client.get("/api/system/metrics")).json()
+    await api.services.alerts.observe(ev.NodeWentOffline(at=1, node_id="n9", silent_for_ms=40_000))
+    alerts = (await api.client.get("/api/alerts", params={"active": "true"})).json()
+    assert [(a["rule"], a["subject"], a["severity"]) for a in alerts["items"]] == [
+        ("node_offline", "n9", "critical")
+    ]
+    assert (await api.client.get("/schema/openapi.json")).status_code == 200
+
+
+async def read_frames(
+    lines: AsyncIterator[str],
+    wanted: int,
+    within: float = 5.0,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """The next ``wanted`` data frames from a stream's lines (comments and ids skipped), or fewer when a
+    frame matches ``until``."""
+    frames: list[dict[str, Any]] = []
+
+    async def collect() -> None:
+        async for line in lines:
+            if line.startswith("data:"):
+                frames.append(json.loads(line.removeprefix("data:").strip()))
+                if len(frames) >= wanted or (until is not None and until(frames[-1])):
+                    return
+
+    await asyncio.wait_for(collect(), within)
+    return frames
+
+
+async def test_a_status_change_reaches_a_connected_client_without_polling(served: Served) -> None:
+    await served.system.add_node("n1")
+    async with (
+        httpx.AsyncClient(base_url=served.base_url) as http,
+        http.stream("GET", "/api/events/tasks") as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        [hello] = await read_frames(lines, 1)
+        assert hello == {"type": "connection", "message": "Connected to Skalds Task events"}
+        await http.post("/api/tasks", json={"className": CLASS, "id": "t1"})
+        await served.system.cycle()
+        frames = await read_frames(lines, 8, until=lambda f: f["data"].get("lifecycleStatus") == "Running")
+    statuses = [f["data"]["lifecycleStatus"] for f in frames if f["type"] == "task_status"]
+    assert statuses == ["Created", "Assigning", "Running"]
+    assert all(f["taskId"] == "t1" and isinstance(f["timestamp"], int) for f in frames)
+
+
+async def test_skald_frames_carry_status_and_tasks_and_filters_apply(served: Served) -> None:
+    async with (
+        httpx.AsyncClient(base_url=served.base_url) as http,
+        http.stream("GET", "/api/events/skalds", params={"skald_id": "n2"}) as response,
+    ):
+        lines = response.aiter_lines()
+        await read_frames(lines, 1)
+        await served.system.add_node("n1")
+        await served.system.add_node("n2")
+        await served.system.cycle()
+        frames = await read_frames(lines, 2)
+    assert {f["skaldId"] for f in frames} == {"n2"}
+    kinds = {f["type"]: f["data"] for f in frames}
+    assert kinds["skald_status"]["status"] == "online"
+    assert kinds["skald_heartbeat"]["tasks"] == []
+
+
+async def test_a_reconnecting_client_resumes_after_its_last_event_id(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.base_url) as http:
+        await http.post("/api/tasks", json={"className": CLASS, "id": "t1"})
+        await http.post("/api/tasks/t1/cancel")
+        await asyncio.sleep(0.05)
+        async with http.stream("GET", "/api/events/tasks", headers={"Last-Event-ID": "1"}) as response:
+            frames = await read_frames(response.aiter_lines(), 2)
+        status = (await http.get("/api/events/status")).json()
+    assert frames[1]["data"]["lifecycleStatus"] == "Cancelled"
+    assert status["status"] == "active" and status["lastEventId"] >= 2
