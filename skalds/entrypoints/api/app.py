@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -64,25 +64,27 @@ def create_app(
         app.state.api_key = api_key.get_secret_value() if api_key else None
         feed = EventFeed()
         app.state.event_feed = feed
-        loops = [feed.run(services.subscriber), services.activity.run(services.subscriber)]
+        loops = {
+            "EventFeed": feed.run(services.subscriber),
+            "Activity": services.activity.run(services.subscriber),
+        }
         mode = settings.controller.mode
+        period_s = settings.monitor.interval_ms / 1000
         if run_loops and mode in (ControllerMode.MONITOR, ControllerMode.DISPATCHER):
-            loops.append(services.monitor.run(interval_s=settings.monitor.interval_ms / 1000))
-            loops.append(
-                services.alerts.run(services.subscriber, interval_s=settings.monitor.interval_ms / 1000)
-            )
+            loops["Monitor"] = services.monitor.run(interval_s=period_s)
+            loops["Alerts"] = services.alerts.run(services.subscriber, interval_s=period_s)
         if run_loops and mode is ControllerMode.DISPATCHER:
-            loops.append(
-                services.dispatcher.run(services.subscriber, interval_s=settings.dispatch.interval_ms / 1000)
-            )
-        tasks = [asyncio.create_task(loop) for loop in loops]
+            sweep_s = settings.dispatch.interval_ms / 1000
+            loops["Dispatcher"] = services.dispatcher.run(services.subscriber, interval_s=sweep_s)
+        tasks = {name: asyncio.create_task(loop, name=name) for name, loop in loops.items()}
+        app.state.loops = tasks
         await asyncio.sleep(0)  # let the subscriptions open before the first request
         try:
             yield
         finally:
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
             await stop(container)
 
     return Litestar(
@@ -104,7 +106,3 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
     )
-
-
-def request_id(request: Request[Any, Any, Any]) -> str:  # pragma: no cover - reserved for logging
-    return request.headers.get("x-request-id", "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 
 import skalds
 from skalds.bootstrap import Services
@@ -48,8 +48,13 @@ class SystemController(Controller):
         return Response(body, status_code=200 if healthy else 503)
 
     @get("/status")
-    async def status(self, services: Services) -> dict[str, Any]:
+    async def status(self, request: Request[Any, Any, Any], services: Services) -> dict[str, Any]:
         dispatcher, monitor = services.dispatcher, services.monitor
+        loops = request.app.state.get("loops", {})
+
+        def running(name: str) -> bool:
+            return name in loops and not loops[name].done()
+
         return {
             "mode": services.settings.controller.mode.value,
             "version": skalds.__version__,
@@ -57,7 +62,7 @@ class SystemController(Controller):
             "components": [
                 {
                     "name": "Dispatcher",
-                    "running": True,
+                    "running": running("Dispatcher"),
                     "details": {
                         "strategy": dispatcher.strategy.value,
                         "cycles": dispatcher.counters.cycles,
@@ -68,7 +73,7 @@ class SystemController(Controller):
                 },
                 {
                     "name": "Monitor",
-                    "running": True,
+                    "running": running("Monitor"),
                     "details": {
                         "cycles": monitor.counters.cycles,
                         "changed": monitor.counters.changed,

@@ -65,6 +65,7 @@ async def test_health_status_metrics_and_alerts_answer(api: Api) -> None:
     }
     status = (await api.client.get("/api/system/status")).json()
     assert {c["name"] for c in status["components"]} == {"Dispatcher", "Monitor"}
+    assert not any(c["running"] for c in status["components"])  # this app was built without its loops
     assert "tasks" in (await api.client.get("/api/system/metrics")).json()
     await api.services.alerts.observe(ev.NodeWentOffline(at=1, node_id="n9", silent_for_ms=40_000))
     alerts = (await api.client.get("/api/alerts", params={"active": "true"})).json()
