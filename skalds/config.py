@@ -218,6 +218,22 @@ class ControllerSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, le=65_535)] = 8000
     api_key: SecretStr | None = None
+    protect_reads: bool = False  # with an api_key: reads (and SSE, via ?apiKey=) need it too
+    cors_origins: list[str] = Field(default_factory=list)  # exact origins; never "*" with credentials
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_from_text(cls, value: object) -> object:
+        return (
+            [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+        )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("list the dashboard's origins; '*' would let any site drive this API")
+        return value
 
 
 class NodeSettings(_Section):

@@ -244,3 +244,12 @@ def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
 
 def test_settings_error_is_a_skalds_error() -> None:
     assert issubclass(SettingsError, SkaldsError)
+
+
+def test_a_cors_wildcard_is_refused() -> None:
+    with pytest.raises(SettingsError, match="SKALDS_CONTROLLER__CORS_ORIGINS"):
+        load_settings(environ={"SKALDS_CONTROLLER__CORS_ORIGINS": "*"})
+    allowed = load_settings(
+        environ={"SKALDS_CONTROLLER__CORS_ORIGINS": "https://a.example, https://b.example"}
+    )
+    assert allowed.controller.cors_origins == ["https://a.example", "https://b.example"]

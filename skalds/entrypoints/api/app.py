@@ -22,6 +22,7 @@ from litestar.openapi.config import OpenAPIConfig
 import skalds
 from skalds.bootstrap import Container, Services, start, stop
 from skalds.config import ControllerMode
+from skalds.entrypoints.api.auth import api_key_guard
 from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
 from skalds.entrypoints.api.events import EventController, EventFeed
 from skalds.entrypoints.api.nodes import SkaldController
@@ -50,10 +51,9 @@ async def api_index() -> dict[str, Any]:
     }
 
 
-def create_app(
-    container: Container, *, run_loops: bool = True, cors_origins: list[str] | None = None
-) -> Litestar:
+def create_app(container: Container, *, run_loops: bool = True) -> Litestar:
     """``run_loops=False`` leaves the dispatcher, monitor and alert loops to the caller (tests drive them)."""
+    controller = container.settings().controller
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -62,6 +62,7 @@ def create_app(
         api_key = settings.controller.api_key
         app.state.services = services
         app.state.api_key = api_key.get_secret_value() if api_key else None
+        app.state.protect_reads = settings.controller.protect_reads
         feed = EventFeed()
         app.state.event_feed = feed
         loops = {
@@ -99,9 +100,8 @@ def create_app(
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        cors_config=CORSConfig(allow_origins=cors_origins or [], allow_credentials=False)
-        if cors_origins
-        else None,
+        guards=[api_key_guard],
+        cors_config=CORSConfig(allow_origins=controller.cors_origins) if controller.cors_origins else None,
         openapi_config=OpenAPIConfig(title="Skalds", version=skalds.__version__, path="/schema"),
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,

@@ -1,4 +1,6 @@
-"""An optional API key: when ``controller.api_key`` is set, mutating endpoints need it in ``X-API-Key``."""
+"""An optional API key. With ``controller.api_key`` set, mutating requests need it in ``X-API-Key``; with
+``controller.protect_reads`` too, reads need it as well (``?apiKey=`` works for EventSource, which cannot send
+headers)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,20 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
 HEADER = "X-API-Key"
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+OPEN_PATHS = ("/schema",)
 
 
-def requires_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    expected = connection.app.state.get("api_key")
+def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    state = connection.app.state
+    expected = state.get("api_key")
     if not expected:
         return
-    given = connection.headers.get(HEADER, "")
-    if not hmac.compare_digest(given.encode(), str(expected).encode()):
-        raise NotAuthorizedException(f"this action needs the API key in the {HEADER} header")
+    method = connection.scope.get("method", "GET")
+    if method in READS and (not state.get("protect_reads") or connection.url.path.startswith(OPEN_PATHS)):
+        return
+    given = connection.headers.get(HEADER) or (
+        connection.query_params.get("apiKey") if method in READS else None
+    )
+    if not hmac.compare_digest((given or "").encode(), str(expected).encode()):
+        raise NotAuthorizedException(f"this request needs the API key in the {HEADER} header")

@@ -12,7 +12,6 @@ from skalds.bootstrap import Services
 from skalds.domain.errors import ValidationError
 from skalds.domain.ports import TaskQuery
 from skalds.domain.task import LIVE, Task, TaskStatus
-from skalds.entrypoints.api.auth import requires_api_key
 from skalds.entrypoints.api.schemas import (
     CreateTaskRequest,
     UpdateAttachmentsRequest,
@@ -71,7 +70,7 @@ class TaskController(Controller):
         ]
         return {"items": items, "total": found.total, "page": page, "pageSize": page_size}
 
-    @post(["/", ""], guards=[requires_api_key], status_code=201)
+    @post(["/", ""], status_code=201)
     async def create_task(self, services: Services, data: dict[str, Any]) -> dict[str, Any]:
         request = CreateTaskRequest.model_validate(data)
         task = await services.tasks.create(
@@ -121,7 +120,7 @@ class TaskController(Controller):
             "heartbeatHistory": [heartbeat_json(r) for r in history],
         }
 
-    @put("/{task_id:str}/attachments", guards=[requires_api_key])
+    @put("/{task_id:str}/attachments")
     async def update_attachments(
         self, services: Services, task_id: str, data: dict[str, Any]
     ) -> dict[str, Any]:
@@ -136,7 +135,7 @@ class TaskController(Controller):
         }
         return success("Task attachments updated successfully", payload)
 
-    @put("/{task_id:str}/status", guards=[requires_api_key])
+    @put("/{task_id:str}/status")
     async def update_status(self, services: Services, task_id: str, data: dict[str, Any]) -> dict[str, Any]:
         request = UpdateStatusRequest.model_validate(data)
         task = await services.tasks.set_status(task_id, request.lifecycle_status)
@@ -147,7 +146,7 @@ class TaskController(Controller):
         }
         return success(f"Task status updated to {request.lifecycle_status.value}", payload)
 
-    @delete("/{task_id:str}", guards=[requires_api_key], status_code=200)
+    @delete("/{task_id:str}", status_code=200)
     async def delete_task(self, services: Services, task_id: str, purge: bool = False) -> dict[str, Any]:
         """Upstream's soft delete: cancel. With ``purge=true``, remove a task no worker owns from storage."""
         if purge:
@@ -158,18 +157,18 @@ class TaskController(Controller):
             "Task cancelled successfully", {"taskId": task.id, "status": task.lifecycle_status.value}
         )
 
-    @post("/{task_id:str}/cancel", guards=[requires_api_key], status_code=200)
+    @post("/{task_id:str}/cancel", status_code=200)
     async def cancel(self, services: Services, task_id: str) -> dict[str, Any]:
         return await _one(services, await services.tasks.cancel(task_id))
 
-    @post("/{task_id:str}/pause", guards=[requires_api_key], status_code=200)
+    @post("/{task_id:str}/pause", status_code=200)
     async def pause(self, services: Services, task_id: str) -> dict[str, Any]:
         return await _one(services, await services.tasks.pause(task_id))
 
-    @post("/{task_id:str}/resume", guards=[requires_api_key], status_code=200)
+    @post("/{task_id:str}/resume", status_code=200)
     async def resume(self, services: Services, task_id: str) -> dict[str, Any]:
         return await _one(services, await services.tasks.resume(task_id))
 
-    @post("/{task_id:str}/retry", guards=[requires_api_key], status_code=200)
+    @post("/{task_id:str}/retry", status_code=200)
     async def retry(self, services: Services, task_id: str) -> dict[str, Any]:
         return await _one(services, await services.tasks.retry(task_id))

@@ -84,3 +84,10 @@ async def served() -> AsyncIterator[Served]:
         await system.close()
         server.should_exit = True
         await asyncio.wait_for(serving, 10)
+
+
+@pytest.fixture
+async def guarded_api() -> AsyncIterator[Api]:
+    controller = {"api_key": "s3cret", "protect_reads": True, "cors_origins": ["https://ops.example"]}
+    async for opened in open_api(controller=controller):
+        yield opened

@@ -185,3 +185,24 @@ async def test_with_an_api_key_mutations_need_it_and_reads_do_not(locked_api: Ap
     accepted = await client.post("/api/tasks", json={"className": CLASS}, headers={"X-API-Key": "s3cret"})
     assert accepted.status_code == 201
     assert (await client.get("/api/tasks")).status_code == 200
+
+
+async def test_reads_can_be_protected_too_with_the_key_in_the_query_for_event_sources(
+    guarded_api: Api,
+) -> None:
+    client = guarded_api.client
+    assert (await client.get("/api/tasks")).status_code == 401
+    assert (await client.get("/api/tasks", headers={"X-API-Key": "s3cret"})).status_code == 200
+    assert (await client.get("/api/events/status", params={"apiKey": "s3cret"})).status_code == 200
+    assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
+async def test_cors_allows_only_the_configured_origins(guarded_api: Api) -> None:
+    allowed = await guarded_api.client.options(
+        "/api/tasks", headers={"Origin": "https://ops.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert allowed.headers.get("access-control-allow-origin") == "https://ops.example"
+    other = await guarded_api.client.options(
+        "/api/tasks", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert other.headers.get("access-control-allow-origin") != "https://evil.example"
