@@ -24,6 +24,7 @@ from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerF
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
+from skalds.adapters.webhook import WebhookNotificationChannel
 from skalds.application.alerts import AlertService
 from skalds.application.dispatching import Dispatcher
 from skalds.application.monitoring import Monitor
@@ -63,6 +64,14 @@ def _alert_thresholds(settings: Settings) -> AlertThresholds:
     )
 
 
+def _notification_channels(settings: Settings) -> list[NotificationChannel]:
+    """The in-memory history always; a webhook when ``alerts.webhook_url`` is set."""
+    channels: list[NotificationChannel] = [InMemoryNotificationChannel()]
+    if settings.alerts.webhook_url:
+        channels.append(WebhookNotificationChannel(settings.alerts.webhook_url))
+    return channels
+
+
 def _reconcile_rules(settings: Settings) -> ReconcileRules:
     return ReconcileRules(
         retry=settings.retry.policy(),
@@ -98,7 +107,7 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryEventBus),
     )
     catalog = providers.Singleton(PydanticWorkerCatalog)
-    notification_channels = providers.Singleton(lambda: [InMemoryNotificationChannel()])
+    notification_channels = providers.Singleton(_notification_channels, settings)
 
     tasks = providers.Singleton(
         TaskService,
