@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 
 import skalds
-from skalds.config import Settings, SettingsError, load_settings
+from skalds.config import ControllerMode, Settings, SettingsError, load_settings
 from skalds.domain.nodes import NodeMode
+from skalds.entrypoints.controller import run_controller
 from skalds.entrypoints.node import EXIT_CONFIG, run_node
 
 
@@ -28,7 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--worker", action="append", default=[], metavar="MODULE:CLASS", help="a worker class (repeatable)"
     )
+    controller = commands.add_parser("controller", help="run the API (+ monitor, + dispatcher by mode)")
+    controller.add_argument(
+        "--mode", choices=[m.value for m in ControllerMode], type=str.upper, help="default: controller.mode"
+    )
+    controller.add_argument("--config", metavar="FILE", help="settings YAML; the environment overrides it")
+    controller.add_argument("--host", help="default: controller.host (127.0.0.1)")
+    controller.add_argument("--port", type=int, help="default: controller.port (8000)")
     return parser
+
+
+def _controller_settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    given = {"mode": args.mode and ControllerMode(args.mode), "host": args.host, "port": args.port}
+    overrides = {key: value for key, value in given.items() if value}
+    return settings.model_copy(update={"controller": settings.controller.model_copy(update=overrides)})
 
 
 def _node_settings(args: argparse.Namespace) -> Settings:
@@ -48,6 +63,13 @@ def _node_settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "controller":
+        try:
+            settings = _controller_settings(args)
+        except SettingsError as error:
+            print(f"skalds controller: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        return run_controller(settings)
     if args.command == "node":
         try:
             settings = _node_settings(args)

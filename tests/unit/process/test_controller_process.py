@@ -1,0 +1,68 @@
+"""``skalds controller`` serves the API, runs the loops its mode asks for, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def test_the_controller_serves_the_api_in_dispatcher_mode_and_stops_on_sigterm() -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "skalds", "controller", "--mode", "dispatcher", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = get(f"http://127.0.0.1:{port}/api/system/health")
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert health["status"] == "healthy"
+        status = get(f"http://127.0.0.1:{port}/api/system/status")
+        assert status["mode"] == "DISPATCHER"
+        running = {c["name"]: c["running"] for c in status["components"]}  # type: ignore[union-attr]
+        assert running == {"Dispatcher": True, "Monitor": True}
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so a supervisor sees why it stopped
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        process.kill()
+
+
+def test_a_bad_mode_is_refused_before_anything_starts() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SYSTEM_CONTROLLER_MODE": "everything"}
+    done = subprocess.run(
+        [sys.executable, "-m", "skalds", "controller"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    assert "SYSTEM_CONTROLLER_MODE" in done.stderr
