@@ -48,6 +48,7 @@ class AlertService:
         self._history: dict[str, Alert] = {}  # insertion-ordered, oldest first
         self._history_limit = history_limit
         self._outcomes: deque[tuple[int, bool]] = deque()
+        self.fired: dict[str, int] = {}  # rule -> alerts raised since start
 
     def active(self) -> list[Alert]:
         return sorted(self._active.values(), key=lambda a: a.raised_at, reverse=True)
@@ -165,6 +166,7 @@ class AlertService:
             raised_at=now,
         )
         self._active[(rule, subject)] = alert
+        self.fired[rule.value] = self.fired.get(rule.value, 0) + 1
         self._history[alert.id] = alert
         if len(self._history) > self._history_limit:
             del self._history[next(iter(self._history))]

@@ -12,9 +12,10 @@ import contextlib
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from skalds.application.histogram import Histogram
 from skalds.domain import events as ev
 from skalds.domain import lifecycle
 from skalds.domain.commands import AssignTask
@@ -71,6 +72,7 @@ class DispatcherCounters:
     lost: int = 0
     retried: int = 0
     expired: int = 0
+    queue_wait_ms: Histogram = field(default_factory=Histogram)  # last queue entry -> assigned
 
 
 class Dispatcher:
@@ -223,6 +225,7 @@ class Dispatcher:
             if new.id in lost:
                 continue
             won.add(new.id)
+            self.counters.queue_wait_ms.observe(max(0, now - by_id[new.id].update_date_time))
             await self._publisher.publish(event)
             await self._publisher.publish(
                 AssignTask(

@@ -42,6 +42,7 @@ class MonitorCounters:
     lost: int = 0
     last_cycle_ms: int = 0
     last_cycle_at: int | None = None
+    heartbeats: int = 0  # new heartbeats seen (one per task per cycle at most)
 
 
 class Monitor:
@@ -173,6 +174,7 @@ class Monitor:
     ) -> None:
         if report is not None and self._sequences.get(task.id) != report.sequence:
             self._sequences[task.id] = report.sequence
+            self.counters.heartbeats += 1
             out.append(
                 ev.TaskHeartbeatObserved(
                     at=now,

@@ -26,6 +26,7 @@ from skalds.entrypoints.api.auth import api_key_guard
 from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
 from skalds.entrypoints.api.events import EventController, EventFeed
 from skalds.entrypoints.api.nodes import SkaldController
+from skalds.entrypoints.api.prometheus import metrics
 from skalds.entrypoints.api.system import AlertController, SystemController
 from skalds.entrypoints.api.tasks import TaskController
 
@@ -90,6 +91,7 @@ def create_app(container: Container, *, run_loops: bool = True) -> Litestar:
 
     return Litestar(
         route_handlers=[
+            metrics,
             api_index,
             TaskController,
             SkaldController,

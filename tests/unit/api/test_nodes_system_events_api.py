@@ -141,3 +141,20 @@ async def test_a_reconnecting_client_resumes_after_its_last_event_id(served: Ser
         status = (await http.get("/api/events/status")).json()
     assert frames[1]["data"]["lifecycleStatus"] == "Cancelled"
     assert status["status"] == "active" and status["lastEventId"] >= 2
+
+
+async def test_prometheus_metrics_count_tasks_nodes_dispatch_and_alerts(api: Api) -> None:
+    await api.system.add_node("n1")
+    await api.client.post("/api/tasks", json={"className": CLASS, "id": "t1"})
+    await api.system.cycle()
+    await api.services.alerts.observe(ev.NodeWentOffline(at=1, node_id="n9", silent_for_ms=1))
+    response = await api.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'skalds_tasks{status="Running"} 1.0' in text
+    assert 'skalds_nodes{health="online"} 1.0' in text
+    assert "skalds_dispatch_assigned_total 1.0" in text
+    assert 'skalds_dispatch_queue_wait_ms_bucket{le="+Inf"} 1.0' in text
+    assert "skalds_heartbeats_processed_total" in text
+    assert 'skalds_alerts_fired_total{rule="node_offline"} 1.0' in text

@@ -1,0 +1,55 @@
+"""``/metrics`` in Prometheus' text format: tasks by status, nodes by health, dispatch counts and queue-wait
+histogram, heartbeats processed, SSE clients, alerts fired. Values are read at scrape time from the services;
+prometheus-client renders them (its exposition format and histogram semantics are not worth rewriting)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from skalds.bootstrap import Services
+from skalds.domain.nodes import NodeHealth
+
+
+class _Snapshot(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+    summary = await services.queries.summary()
+    views = await services.queries.nodes()
+    tasks = GaugeMetricFamily("skalds_tasks", "Tasks by lifecycle status", labels=["status"])
+    for status, count in summary.by_status.items():
+        tasks.add_metric([status.value], count)
+    nodes = GaugeMetricFamily("skalds_nodes", "Skald nodes by health", labels=["health"])
+    for health in NodeHealth:
+        nodes.add_metric([health.value], sum(v.health is health for v in views))
+    counters = services.dispatcher.counters
+    assigned = CounterMetricFamily("skalds_dispatch_assigned", "Tasks assigned by this process")
+    assigned.add_metric([], counters.assigned)
+    lost = CounterMetricFamily("skalds_dispatch_lost", "Assignments lost to a concurrent change")
+    lost.add_metric([], counters.lost)
+    wait = counters.queue_wait_ms
+    latency = HistogramMetricFamily("skalds_dispatch_queue_wait_ms", "Time a task waited in the queue, ms")
+    latency.add_metric([], buckets=wait.cumulative(), sum_value=wait.total)
+    beats = CounterMetricFamily("skalds_heartbeats_processed", "New worker heartbeats seen by the monitor")
+    beats.add_metric([], services.monitor.counters.heartbeats)
+    feed = request.app.state.get("event_feed")
+    clients = GaugeMetricFamily("skalds_sse_clients", "Connected live-event clients")
+    clients.add_metric([], len(feed.clients) if feed is not None else 0)
+    fired = CounterMetricFamily("skalds_alerts_fired", "Alerts raised, by rule", labels=["rule"])
+    for rule, count in sorted(services.alerts.fired.items()):
+        fired.add_metric([rule], count)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot([tasks, nodes, assigned, lost, latency, beats, clients, fired]))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
