@@ -35,7 +35,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -m integration tests/integration; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
-BENCH_SCRIPTS := bench/dispatch_and_monitor.py bench/worker_latency.py
+BENCH_SCRIPTS := bench/dispatch_and_monitor.py bench/worker_latency.py bench/api_load.py
 
 bench: $(STAMP)
 	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done

@@ -3,6 +3,7 @@ MongoDB adapter to. No method awaits halfway, so each is atomic under asyncio.""
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -15,6 +16,7 @@ class InMemoryTaskRepository(TaskRepository):
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._by_status: dict[TaskStatus, dict[str, None]] = {status: {} for status in TaskStatus}
+        self._newest: list[tuple[int, str]] = []  # (-createDateTime, id), kept sorted: pages without sorting
 
     async def get(self, task_id: str) -> Task:
         task = self._tasks.get(task_id)
@@ -23,6 +25,9 @@ class InMemoryTaskRepository(TaskRepository):
         return task
 
     async def list(self, query: TaskQuery) -> TaskPage:
+        end = None if query.limit is None else query.offset + query.limit
+        if query.order is TaskOrder.NEWEST_FIRST:
+            return self._newest_first(query, end)
         candidates = self._candidates(query)
         if _filters_beyond_status(query):
             matches = [task for task in candidates if _matches(task, query)]
@@ -30,15 +35,27 @@ class InMemoryTaskRepository(TaskRepository):
             matches = list(candidates)
         if query.order is TaskOrder.DISPATCH:
             matches.sort(key=lambda t: (-t.priority, t.create_date_time, t.id))
-        elif query.order is TaskOrder.NEWEST_FIRST:
-            matches.sort(key=lambda t: (-t.create_date_time, t.id))
-        end = None if query.limit is None else query.offset + query.limit
+        return TaskPage(items=matches[query.offset : end], total=len(matches))
+
+    def _newest_first(self, query: TaskQuery, end: int | None) -> TaskPage:
+        """What people browse: walk the kept order instead of sorting every match on every request."""
+        if query.statuses is None and not _filters_beyond_status(query):
+            window = self._newest[query.offset : end]
+            return TaskPage(items=[self._tasks[task_id] for _, task_id in window], total=len(self._tasks))
+        statuses = query.statuses
+        ordered = (self._tasks[task_id] for _, task_id in self._newest)
+        matches = [
+            task
+            for task in ordered
+            if (statuses is None or task.lifecycle_status in statuses) and _matches(task, query)
+        ]
         return TaskPage(items=matches[query.offset : end], total=len(matches))
 
     async def insert(self, task: Task) -> None:
         if task.id in self._tasks:
             raise TaskAlreadyExistsError(task.id)
         self._store(task)
+        bisect.insort(self._newest, (-task.create_date_time, task.id))
 
     async def update(self, task: Task, expected_version: int) -> None:
         self._check(task.id, expected_version)
@@ -59,6 +76,8 @@ class InMemoryTaskRepository(TaskRepository):
         current = self._check(task_id, expected_version)
         del self._tasks[task_id]
         del self._by_status[current.lifecycle_status][task_id]
+        key = (-current.create_date_time, task_id)
+        del self._newest[bisect.bisect_left(self._newest, key)]
 
     async def class_names(self) -> Sequence[str]:
         return sorted({task.class_name for task in self._tasks.values()})

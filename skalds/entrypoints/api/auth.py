@@ -16,7 +16,7 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = ("/schema",)
 
 
-def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     state = connection.app.state
     expected = state.get("api_key")
     if not expected:
