@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -80,34 +81,37 @@ async def throughput(port: int, seconds: float, concurrency: int = 32) -> tuple[
     return done / (time.perf_counter() - started), errors
 
 
-async def fan_out(base: str, clients: int) -> list[float]:
+async def fan_out(port: int, clients: int) -> list[float]:
+    """Raw-socket SSE clients (cheap to read), then one task created; when did each client see its frame?"""
     arrivals: list[float] = []
-    ready = asyncio.Event()
     connected = 0
-    limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=None) as http:
+    ready = asyncio.Event()
 
-        async def listen() -> None:
-            nonlocal connected
-            async with http.stream("GET", "/api/events/tasks", params={"task_id": "fanout"}) as response:
-                lines = response.aiter_lines()
-                async for line in lines:  # the greeting
-                    if line.startswith("data:"):
-                        break
-                connected += 1
-                if connected == clients:
-                    ready.set()
-                async for line in lines:
-                    if line.startswith("data:") and '"fanout"' in line:
-                        arrivals.append(time.perf_counter())
-                        return
+    async def listen() -> None:
+        nonlocal connected
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/events/tasks?task_id=fanout HTTP/1.1\r\nHost: bench\r\n\r\n")
+        await reader.readuntil(b"Connected to Skalds Task events")
+        connected += 1
+        if connected == clients:
+            ready.set()
+        await reader.readuntil(b'"fanout"')
+        arrivals.append(time.perf_counter())
+        writer.close()
 
-        listeners = [asyncio.create_task(listen()) for _ in range(clients)]
-        await asyncio.wait_for(ready.wait(), 120)
-        await asyncio.sleep(0.5)
-        sent = time.perf_counter()
-        await http.post("/api/tasks", json={"className": "BenchWorker", "id": "fanout"})
-        await asyncio.wait_for(asyncio.gather(*listeners), 60)
+    listeners = [asyncio.create_task(listen()) for _ in range(clients)]
+    await asyncio.wait_for(ready.wait(), 120)
+    await asyncio.sleep(0.5)
+    body = json.dumps({"className": "BenchWorker", "id": "fanout"}).encode()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent = time.perf_counter()
+    writer.write(
+        b"POST /api/tasks HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await asyncio.wait_for(asyncio.gather(*listeners), 60)
+    writer.close()
     return [(at - sent) * 1000 for at in arrivals]
 
 
@@ -129,7 +133,7 @@ async def main(seconds: float, clients: int) -> None:
                     "/api/tasks", json={"className": "BenchWorker", "id": f"t{i:04d}", "priority": i % 11}
                 )
         rate, errors = await throughput(port, seconds)
-        latencies = sorted(await fan_out(base, clients))
+        latencies = sorted(await fan_out(port, clients))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

@@ -15,6 +15,9 @@ from skalds.bootstrap import build_container
 from skalds.config import Settings
 from skalds.entrypoints.api.app import create_app
 
+GRACEFUL_SHUTDOWN_S = 10
+"""Live-event streams never end by themselves; after this long a stopping controller closes them."""
+
 
 def run_controller(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -23,5 +26,12 @@ def run_controller(settings: Settings) -> int:
     logging.getLogger("skalds.controller").info(
         "controller (%s) on http://%s:%d", controller.mode.value, controller.host, controller.port
     )
-    uvicorn.run(app, host=controller.host, port=controller.port, log_level="warning", workers=1)
+    uvicorn.run(
+        app,
+        host=controller.host,
+        port=controller.port,
+        log_level="warning",
+        workers=1,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     return 0
