@@ -32,7 +32,7 @@ REPLAY = 5_000
 @dataclass(slots=True, eq=False)  # identity, so clients can live in a set
 class _Client:
     stream: Stream
-    queue: asyncio.Queue[tuple[int, dict[str, Any]]]
+    queue: asyncio.Queue[tuple[int, str]]
     task_id: str | None = None
     node_id: str | None = None
     dropped: int = 0
@@ -44,18 +44,20 @@ class _Client:
             return False
         return self.node_id is None or frame.get("skaldId") == self.node_id
 
-    def offer(self, number: int, frame: dict[str, Any]) -> None:
+    def offer(self, number: int, encoded: str) -> None:
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
-        self.queue.put_nowait((number, frame))
+        self.queue.put_nowait((number, encoded))
 
 
 @dataclass(slots=True)
 class EventFeed:
     """Frames numbered in arrival order, the last ``REPLAY`` kept for reconnecting clients."""
 
-    recent: deque[tuple[int, Stream, dict[str, Any]]] = field(default_factory=lambda: deque(maxlen=REPLAY))
+    recent: deque[tuple[int, Stream, dict[str, Any], str]] = field(
+        default_factory=lambda: deque(maxlen=REPLAY)
+    )
     clients: set[_Client] = field(default_factory=set)
     counter: int = 0
 
@@ -64,11 +66,12 @@ class EventFeed:
         if found is None:
             return
         stream, frame = found
+        encoded = json.dumps(frame, separators=(",", ":"))  # once per event, not once per client
         self.counter += 1
-        self.recent.append((self.counter, stream, frame))
+        self.recent.append((self.counter, stream, frame, encoded))
         for client in self.clients:
             if client.wants(stream, frame):
-                client.offer(self.counter, frame)
+                client.offer(self.counter, encoded)
 
     async def run(self, subscriber: EventSubscriber) -> None:
         subscription = subscriber.events()
@@ -83,9 +86,9 @@ class EventFeed:
     ) -> _Client:
         client = _Client(stream=stream, queue=asyncio.Queue(CLIENT_QUEUE), task_id=task_id, node_id=node_id)
         if after is not None:
-            for number, kind, frame in self.recent:
+            for number, kind, frame, encoded in self.recent:
                 if number > after and client.wants(kind, frame):
-                    client.offer(number, frame)
+                    client.offer(number, encoded)
         self.clients.add(client)
         return client
 
@@ -102,7 +105,8 @@ async def _messages(feed: EventFeed, client: _Client, greeting: str) -> AsyncIte
     try:
         while True:
             try:
-                number, frame = await asyncio.wait_for(client.queue.get(), KEEP_ALIVE_S)
+                async with asyncio.timeout(KEEP_ALIVE_S):  # no task per frame, unlike wait_for
+                    number, encoded = await client.queue.get()
             except TimeoutError:
                 yield ServerSentEventMessage(comment="keep-alive")
                 continue
@@ -111,7 +115,7 @@ async def _messages(feed: EventFeed, client: _Client, greeting: str) -> AsyncIte
                 yield ServerSentEventMessage(
                     data=json.dumps({"type": "frames_dropped", "data": {"count": lost}})
                 )
-            yield ServerSentEventMessage(data=json.dumps(frame, separators=(",", ":")), id=number)
+            yield ServerSentEventMessage(data=encoded, id=number)
     finally:
         feed.clients.discard(client)
 
