@@ -28,12 +28,12 @@ def created(task_id: str, at: int = 1) -> ev.TaskCreated:
     )
 
 
-async def receive(subscription: Subscription[T], count: int, within: float = 2.0) -> list[T]:
+async def receive(subscription: Subscription[T], count: int, within: float = 1.0) -> list[T]:
     iterator: AsyncIterator[T] = aiter(subscription)
     return [await asyncio.wait_for(anext(iterator), within) for _ in range(count)]
 
 
-async def nothing_arrives(subscription: Subscription[Any], wait: float = 0.1) -> bool:
+async def nothing_arrives(subscription: Subscription[Any], wait: float = 0.05) -> bool:
     try:
         await asyncio.wait_for(anext(aiter(subscription)), wait)
     except (TimeoutError, StopAsyncIteration):
@@ -97,11 +97,51 @@ class EventBusContract:
         await subscription.close()
 
     async def test_a_closed_subscription_ends_and_receives_nothing(self, bus: Any) -> None:
-        subscription = bus.events()
+        subscription, other = bus.events(), bus.events()
         await asyncio.sleep(0)
         await subscription.close()
         await bus.publish(created("t1"))
         assert await nothing_arrives(subscription)
+        assert [e.task_id for e in await receive(other, 1)] == ["t1"]  # the others are unaffected
+        await other.close()
+
+    async def test_closing_ends_a_reader_that_is_waiting(self, bus: Any) -> None:
+        events, commands = bus.events(), bus.commands("n1")
+        await asyncio.sleep(0)
+
+        async def read_all(subscription: Subscription[Any]) -> list[Any]:
+            return [message async for message in subscription]
+
+        readers = [asyncio.create_task(read_all(s)) for s in (events, commands)]
+        await asyncio.sleep(0.05)
+        await events.close()
+        await commands.close()
+        assert await asyncio.wait_for(asyncio.gather(*readers), 1.0) == [[], []]
+
+    async def test_commands_sent_between_subscriptions_wait_for_the_nodes_next_one(self, bus: Any) -> None:
+        first = bus.commands("n1")
+        await asyncio.sleep(0)
+        await bus.publish(CancelTask(task_id="t1", node_id="n1", version=2, at=1))
+        [command] = await receive(first, 1)
+        assert command.task_id == "t1"
+        await first.close()
+        await bus.publish(CancelTask(task_id="t2", node_id="n1", version=2, at=2))
+        second = bus.commands("n1")
+        assert [c.task_id for c in await receive(second, 1)] == ["t2"]
+        await second.close()
+
+    async def test_a_slow_subscriber_does_not_block_the_publisher_or_the_others(self, bus: Any) -> None:
+        slow, fast = bus.events(), bus.events()
+        await asyncio.sleep(0)
+        await asyncio.wait_for(self._publish_many(bus, 200), 1.0)  # nobody reads ``slow``
+        assert [e.task_id for e in await receive(fast, 200)] == [f"t{i}" for i in range(200)]
+        await slow.close()
+        await fast.close()
+
+    @staticmethod
+    async def _publish_many(bus: Any, count: int) -> None:
+        for i in range(count):
+            await bus.publish(created(f"t{i}"))
 
     async def test_events_published_before_subscribing_are_not_replayed(self, bus: Any) -> None:
         await bus.publish(created("before"))

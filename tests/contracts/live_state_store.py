@@ -18,11 +18,12 @@ def beat(at: int, sequence: int = 1, **fields: object) -> HeartbeatReport:
 
 
 class LiveStateStoreContract:
-    """The subclass builds its store with heartbeat and node TTLs of one hour and a history of 50."""
+    """The subclass provides a settable ``clock`` and a ``store`` that reads time from it, built with
+    heartbeat and node TTLs of one hour and a history of 50."""
 
     @pytest.fixture
     def clock(self) -> FakeClock:
-        return FakeClock(1_700_000_000_000)
+        raise NotImplementedError
 
     @pytest.fixture
     def store(self, clock: FakeClock) -> LiveStateStore:
@@ -48,7 +49,7 @@ class LiveStateStoreContract:
         for task_id in ("a", "b"):
             await store.record_heartbeat(task_id, beat(clock.now_ms()))
         assert set(await store.latest_heartbeats(["a", "b", "c"])) == {"a", "b"}
-        assert await store.latest_heartbeats([]) == {}
+        assert dict(await store.latest_heartbeats([])) == {}
 
     async def test_the_store_remembers_since_when_progress_has_held(
         self, store: LiveStateStore, clock: FakeClock
@@ -64,26 +65,41 @@ class LiveStateStoreContract:
         assert none.progress_changed_at is None
 
     async def test_history_is_oldest_first_and_limited(self, store: LiveStateStore, clock: FakeClock) -> None:
-        for sequence in range(1, 61):
+        for sequence in range(1, 11):
             await store.record_heartbeat("t1", beat(clock.now_ms() + sequence, sequence))
         history = await store.heartbeat_history("t1", 5)
-        assert [r.sequence for r in history] == [56, 57, 58, 59, 60]
-        assert len(await store.heartbeat_history("t1", 1_000)) == 50
-        assert await store.heartbeat_history("unknown", 5) == []
+        assert [r.sequence for r in history] == [6, 7, 8, 9, 10]
+        assert [r.sequence for r in await store.heartbeat_history("t1", 1_000)] == list(range(1, 11))
+        assert list(await store.heartbeat_history("unknown", 5)) == []
 
     async def test_heartbeats_expire_when_no_longer_fed(
         self, store: LiveStateStore, clock: FakeClock
     ) -> None:
-        await store.record_heartbeat("t1", beat(clock.now_ms()))
+        await store.record_heartbeat("t1", beat(clock.now_ms(), progress=1.0))
+        await store.record_heartbeat("fed", beat(clock.now_ms()))
+        clock.advance(HOUR // 2)
+        await store.record_heartbeat("fed", beat(clock.now_ms(), 2))
+        clock.advance(HOUR // 2 + 1_000)
+        assert set(await store.latest_heartbeats(["t1", "fed"])) == {"fed"}
+        assert list(await store.heartbeat_history("t1", 5)) == []
+        assert [r.sequence for r in await store.heartbeat_history("fed", 5)] == [1, 2]
+
+    async def test_a_task_heard_from_again_after_expiry_starts_afresh(
+        self, store: LiveStateStore, clock: FakeClock
+    ) -> None:
+        await store.record_heartbeat("t1", beat(clock.now_ms(), 1, progress=5.0))
         clock.advance(HOUR + 1_000)
-        assert await store.latest_heartbeats(["t1"]) == {}
+        again = await store.record_heartbeat("t1", beat(clock.now_ms(), 2, progress=5.0))
+        assert again.progress_changed_at == clock.now_ms()
+        assert [r.sequence for r in await store.heartbeat_history("t1", 5)] == [2]
 
     async def test_forgotten_tasks_have_no_heartbeats(self, store: LiveStateStore, clock: FakeClock) -> None:
         await store.record_heartbeat("t1", beat(clock.now_ms()))
         await store.record_heartbeat("t2", beat(clock.now_ms()))
-        await store.forget_tasks(["t1"])
+        await store.forget_tasks(["t1", "never-seen"])
         assert set(await store.latest_heartbeats(["t1", "t2"])) == {"t2"}
-        assert await store.heartbeat_history("t1", 5) == []
+        assert list(await store.heartbeat_history("t1", 5)) == []
+        await store.forget_tasks([])
 
     async def test_nodes_round_trip_and_are_listed_by_id(
         self, store: LiveStateStore, clock: FakeClock
@@ -118,13 +134,22 @@ class LiveStateStoreContract:
         assert found is not None and found.current_tasks == frozenset({"t"})
         await store.remove_node("n1")
         assert await store.get_node("n1") is None
-        assert await store.list_nodes() == []
+        assert list(await store.list_nodes()) == []
 
     async def test_nodes_expire_when_they_stop_reporting(
         self, store: LiveStateStore, clock: FakeClock
     ) -> None:
         now = clock.now_ms()
         await store.put_node(Node(id="n1", registered_at=now, last_heartbeat_at=now))
-        clock.advance(HOUR + 1_000)
+        await store.put_node(Node(id="n2", registered_at=now))  # registered, no heartbeat yet
+        await store.put_node(Node(id="fed", registered_at=now, last_heartbeat_at=now))
+        clock.advance(HOUR // 2)
+        await store.put_node(Node(id="fed", registered_at=now, last_heartbeat_at=clock.now_ms()))
+        clock.advance(HOUR // 2 + 1_000)
         assert await store.get_node("n1") is None
-        assert await store.list_nodes() == []
+        assert await store.get_node("n2") is None
+        assert [n.id for n in await store.list_nodes()] == ["fed"]
+
+    async def test_removing_an_unknown_node_is_harmless(self, store: LiveStateStore) -> None:
+        await store.remove_node("nobody")
+        assert list(await store.list_nodes()) == []

@@ -1,14 +1,15 @@
 """Events fanned out to every subscriber, commands queued per node: the embedded default bus.
 
-Event subscribers each get a bounded queue; a slow one loses its oldest events (counted in ``dropped``)
-instead of slowing the publisher or the others. Commands are never dropped: they wait in their node's queue
+Event subscribers each get a bounded mailbox; a slow one loses its oldest events (counted in ``dropped``)
+instead of slowing the publisher or the others. Commands are never dropped: they wait in their node's mailbox
 until that node reads them, like a durable topic with one consumer group per node.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 from skalds.domain.commands import NodeCommand
@@ -16,75 +17,108 @@ from skalds.domain.events import DomainEvent
 from skalds.domain.ports import EventPublisher, EventSubscriber, Subscription
 
 T = TypeVar("T")
-_CLOSED = object()
+
+
+class _Mailbox(Generic[T]):
+    """Messages waiting to be read, and the readers waiting for them.
+
+    A full bounded mailbox drops its oldest message. Readers wait on their own futures, so closing one
+    subscription wakes only its readers and leaves nothing behind for the next subscription to trip on.
+    """
+
+    def __init__(self, maxlen: int | None = None) -> None:
+        self.messages: deque[T] = deque(maxlen=maxlen)
+        self.waiters: set[asyncio.Future[None]] = set()
+        self.dropped = 0
+
+    def put(self, message: T) -> None:
+        if len(self.messages) == self.messages.maxlen:
+            self.dropped += 1  # the append below pushes out the oldest
+        self.messages.append(message)
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class InMemorySubscription(Subscription[T], Generic[T]):
-    def __init__(self, queue: asyncio.Queue[object], on_close: object = None) -> None:
-        self._queue = queue
+    """Reads one mailbox until closed; iteration ends once ``close()`` was called."""
+
+    def __init__(self, mailbox: _Mailbox[T], on_close: Callable[[], None] | None = None) -> None:
+        self._mailbox = mailbox
         self._on_close = on_close
+        self._waiters: set[asyncio.Future[None]] = set()
         self.closed = False
-        self.dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """Messages lost to overflow before this subscription read them (events only)."""
+        return self._mailbox.dropped
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[T]:
+        mailbox = self._mailbox
         while not self.closed:
-            message = await self._queue.get()
-            if message is _CLOSED:
-                return
-            yield message  # type: ignore[misc]
-
-    def offer(self, message: object) -> None:
-        """Enqueue without blocking; when full, drop the oldest message."""
-        if self.closed:
-            return
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
-        self._queue.put_nowait(message)
+            if mailbox.messages:
+                yield mailbox.messages.popleft()
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            mailbox.waiters.add(waiter)
+            self._waiters.add(waiter)
+            try:
+                await waiter
+            finally:
+                mailbox.waiters.discard(waiter)
+                self._waiters.discard(waiter)
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        if callable(self._on_close):
-            self._on_close(self)
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(_CLOSED)
+        if self._on_close is not None:
+            self._on_close()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class InMemoryEventBus(EventPublisher, EventSubscriber):
     def __init__(self, *, event_queue_size: int = 10_000) -> None:
+        if event_queue_size < 1:
+            raise ValueError(f"event_queue_size must be at least 1, got {event_queue_size}")
         self._event_queue_size = event_queue_size
-        self._event_subscriptions: list[InMemorySubscription[DomainEvent]] = []
-        self._command_queues: dict[str, asyncio.Queue[object]] = {}
+        self._event_mailboxes: dict[_Mailbox[DomainEvent], None] = {}  # a set that keeps subscription order
+        self._command_mailboxes: dict[str, _Mailbox[NodeCommand]] = {}
 
     async def publish(self, message: DomainEvent | NodeCommand) -> None:
         if isinstance(message, NodeCommand):
-            self._commands_for(message.node_id).put_nowait(message)
+            self._commands_for(message.node_id).put(message)
             return
-        for subscription in self._event_subscriptions:
-            subscription.offer(message)
+        for mailbox in self._event_mailboxes:
+            mailbox.put(message)
 
     def events(self) -> InMemorySubscription[DomainEvent]:
-        subscription: InMemorySubscription[DomainEvent] = InMemorySubscription(
-            asyncio.Queue(maxsize=self._event_queue_size), self._event_subscriptions.remove
-        )
-        self._event_subscriptions.append(subscription)
-        return subscription
+        mailbox: _Mailbox[DomainEvent] = _Mailbox(self._event_queue_size)
+        self._event_mailboxes[mailbox] = None
+
+        def unsubscribe() -> None:
+            del self._event_mailboxes[mailbox]
+            mailbox.messages.clear()
+
+        return InMemorySubscription(mailbox, unsubscribe)
 
     def commands(self, node_id: str) -> InMemorySubscription[NodeCommand]:
+        """Subscriptions for one node share its mailbox: each command goes to one of them, and commands
+        left unread when a subscription closes wait for the next one."""
         return InMemorySubscription(self._commands_for(node_id))
 
     def pending_commands(self, node_id: str) -> int:
-        queue = self._command_queues.get(node_id)
-        return 0 if queue is None else queue.qsize()
+        mailbox = self._command_mailboxes.get(node_id)
+        return 0 if mailbox is None else len(mailbox.messages)
 
-    def _commands_for(self, node_id: str) -> asyncio.Queue[object]:
-        queue = self._command_queues.get(node_id)
-        if queue is None:
-            queue = self._command_queues[node_id] = asyncio.Queue()
-        return queue
+    def _commands_for(self, node_id: str) -> _Mailbox[NodeCommand]:
+        mailbox = self._command_mailboxes.get(node_id)
+        if mailbox is None:
+            mailbox = self._command_mailboxes[node_id] = _Mailbox()
+        return mailbox

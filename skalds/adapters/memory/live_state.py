@@ -1,4 +1,7 @@
-"""Heartbeats and the node registry in dicts, with the same expiry rules the Redis adapter gets from TTLs."""
+"""Heartbeats and the node registry in dicts, with the same expiry rules the Redis adapter gets from TTLs.
+
+Expired entries read as absent at once and are purged lazily: on read, and by a sweep at most once per TTL.
+"""
 
 from __future__ import annotations
 
@@ -26,21 +29,29 @@ class InMemoryLiveStateStore(LiveStateStore):
         node_ttl_ms: int = 3_600_000,
         history_limit: int = 50,
     ) -> None:
+        if history_limit < 1:
+            raise ValueError(
+                f"history_limit must be at least 1 (the latest report is kept), got {history_limit}"
+            )
         self._clock = clock
         self._heartbeat_ttl_ms = heartbeat_ttl_ms
         self._node_ttl_ms = node_ttl_ms
         self._history_limit = history_limit
         self._beats: dict[str, _Beats] = {}
         self._nodes: dict[str, Node] = {}
+        self._swept_at = clock.now_ms()
 
     async def record_heartbeat(self, task_id: str, report: HeartbeatReport) -> HeartbeatReport:
+        now = self._clock.now_ms()
+        if now - self._swept_at > self._heartbeat_ttl_ms:
+            self._sweep(now)
         beats = self._live_beats(task_id)
-        previous = beats.history[-1] if beats else None
+        previous = beats.history[-1] if beats is not None else None
         stored = dataclasses.replace(report, progress_changed_at=_progress_changed_at(previous, report))
         if beats is None:
-            beats = self._beats[task_id] = _Beats(deque(maxlen=self._history_limit), 0)
+            beats = self._beats[task_id] = _Beats(deque(maxlen=self._history_limit), now)
         beats.history.append(stored)
-        beats.written_at = self._clock.now_ms()
+        beats.written_at = now
         return stored
 
     async def latest_heartbeats(self, task_ids: Sequence[str]) -> Mapping[str, HeartbeatReport]:
@@ -79,6 +90,13 @@ class InMemoryLiveStateStore(LiveStateStore):
 
     async def remove_node(self, node_id: str) -> None:
         self._nodes.pop(node_id, None)
+
+    def _sweep(self, now: int) -> None:
+        """Drop heartbeats of tasks nobody reads or forgets any more, so memory follows the live tasks."""
+        oldest = now - self._heartbeat_ttl_ms
+        for task_id in [task_id for task_id, beats in self._beats.items() if beats.written_at < oldest]:
+            del self._beats[task_id]
+        self._swept_at = now
 
     def _live_beats(self, task_id: str) -> _Beats | None:
         beats = self._beats.get(task_id)

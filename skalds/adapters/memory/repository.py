@@ -16,6 +16,7 @@ class InMemoryTaskRepository(TaskRepository):
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._by_status: dict[TaskStatus, dict[str, None]] = {status: {} for status in TaskStatus}
+        self._class_counts: Counter[str] = Counter()
         self._newest: list[tuple[int, str]] = []  # (-createDateTime, id), kept sorted: pages without sorting
 
     async def get(self, task_id: str) -> Task:
@@ -26,23 +27,38 @@ class InMemoryTaskRepository(TaskRepository):
 
     async def list(self, query: TaskQuery) -> TaskPage:
         end = None if query.limit is None else query.offset + query.limit
-        if query.order is TaskOrder.NEWEST_FIRST:
-            return self._newest_first(query, end)
-        candidates = self._candidates(query)
+        statuses = _statuses(query)
+        if query.order is TaskOrder.NEWEST_FIRST and self._walk_newest(statuses):
+            return self._newest_first(query, statuses, end)
+        if statuses is None:
+            candidates: Iterable[Task] = self._tasks.values()
+        else:
+            candidates = (self._tasks[task_id] for status in statuses for task_id in self._by_status[status])
         if _filters_beyond_status(query):
             matches = [task for task in candidates if _matches(task, query)]
         else:
             matches = list(candidates)
         if query.order is TaskOrder.DISPATCH:
             matches.sort(key=lambda t: (-t.priority, t.create_date_time, t.id))
+        elif query.order is TaskOrder.NEWEST_FIRST:
+            matches.sort(key=lambda t: (-t.create_date_time, t.id))
         return TaskPage(items=matches[query.offset : end], total=len(matches))
 
-    def _newest_first(self, query: TaskQuery, end: int | None) -> TaskPage:
+    def _walk_newest(self, statuses: frozenset[TaskStatus] | None) -> bool:
+        """Walking the kept order costs O(all tasks); sorting the status matches is cheaper when they are few
+        (the live tasks among many finished ones), so a status filter walks only for a large share."""
+        if statuses is None:
+            return True
+        candidates = sum(len(self._by_status[status]) for status in statuses)
+        return candidates * 2 > len(self._tasks)
+
+    def _newest_first(
+        self, query: TaskQuery, statuses: frozenset[TaskStatus] | None, end: int | None
+    ) -> TaskPage:
         """What people browse: walk the kept order instead of sorting every match on every request."""
-        if query.statuses is None and not _filters_beyond_status(query):
+        if statuses is None and not _filters_beyond_status(query):
             window = self._newest[query.offset : end]
             return TaskPage(items=[self._tasks[task_id] for _, task_id in window], total=len(self._tasks))
-        statuses = query.statuses
         ordered = (self._tasks[task_id] for _, task_id in self._newest)
         matches = [
             task
@@ -55,7 +71,6 @@ class InMemoryTaskRepository(TaskRepository):
         if task.id in self._tasks:
             raise TaskAlreadyExistsError(task.id)
         self._store(task)
-        bisect.insort(self._newest, (-task.create_date_time, task.id))
 
     async def update(self, task: Task, expected_version: int) -> None:
         self._check(task.id, expected_version)
@@ -76,11 +91,11 @@ class InMemoryTaskRepository(TaskRepository):
         current = self._check(task_id, expected_version)
         del self._tasks[task_id]
         del self._by_status[current.lifecycle_status][task_id]
-        key = (-current.create_date_time, task_id)
-        del self._newest[bisect.bisect_left(self._newest, key)]
+        self._forget_class(current.class_name)
+        self._unlist_newest(current)
 
     async def class_names(self) -> Sequence[str]:
-        return sorted({task.class_name for task in self._tasks.values()})
+        return sorted(self._class_counts)
 
     async def count_by_status(self) -> Mapping[TaskStatus, int]:
         return {status: len(ids) for status, ids in self._by_status.items()}
@@ -94,14 +109,6 @@ class InMemoryTaskRepository(TaskRepository):
                     counts[executor] += 1
         return dict(counts)
 
-    def _candidates(self, query: TaskQuery) -> Iterable[Task]:
-        statuses = query.statuses
-        if query.retry_due_by is not None:
-            statuses = frozenset({TaskStatus.FAILED}) & (statuses or frozenset({TaskStatus.FAILED}))
-        if statuses is None:
-            return self._tasks.values()
-        return (self._tasks[task_id] for status in statuses for task_id in self._by_status[status])
-
     def _check(self, task_id: str, expected_version: int) -> Task:
         current = self._tasks.get(task_id)
         if current is None:
@@ -112,16 +119,44 @@ class InMemoryTaskRepository(TaskRepository):
 
     def _store(self, task: Task) -> None:
         previous = self._tasks.get(task.id)
-        if previous is not None and previous.lifecycle_status is not task.lifecycle_status:
-            del self._by_status[previous.lifecycle_status][task.id]
+        if previous is None:
+            self._class_counts[task.class_name] += 1
+            bisect.insort(self._newest, (-task.create_date_time, task.id))
+        else:
+            if previous.lifecycle_status is not task.lifecycle_status:
+                del self._by_status[previous.lifecycle_status][task.id]
+            if previous.class_name != task.class_name:
+                self._forget_class(previous.class_name)
+                self._class_counts[task.class_name] += 1
+            if previous.create_date_time != task.create_date_time:  # the lifecycle never does; a caller may
+                self._unlist_newest(previous)
+                bisect.insort(self._newest, (-task.create_date_time, task.id))
         self._tasks[task.id] = task
         self._by_status[task.lifecycle_status][task.id] = None
 
+    def _unlist_newest(self, task: Task) -> None:
+        key = (-task.create_date_time, task.id)
+        del self._newest[bisect.bisect_left(self._newest, key)]
+
+    def _forget_class(self, class_name: str) -> None:
+        self._class_counts[class_name] -= 1
+        if self._class_counts[class_name] <= 0:
+            del self._class_counts[class_name]
+
+
+_FAILED: frozenset[TaskStatus] = frozenset({TaskStatus.FAILED})
+
+
+def _statuses(query: TaskQuery) -> frozenset[TaskStatus] | None:
+    """The statuses a match may have; only failed tasks are ever due for a retry."""
+    if query.retry_due_by is None:
+        return query.statuses
+    return _FAILED if query.statuses is None else query.statuses & _FAILED
+
 
 def _filters_beyond_status(query: TaskQuery) -> bool:
-    return any(
-        value is not None and value != ""
-        for value in (query.class_name, query.id_contains, query.executor, query.modes, query.retry_due_by)
+    return bool(query.id_contains) or any(
+        value is not None for value in (query.class_name, query.executor, query.modes, query.retry_due_by)
     )
 
 
