@@ -120,7 +120,8 @@ class BackendSettings(_Section):
 class KafkaSettings(_Section):
     bootstrap_servers: Annotated[str, Field(min_length=1)] = "localhost:9092"
     topic_prefix: str = ""
-    partitions: Positive = 6
+    partitions: Positive = 6  # command topics, keyed by task id
+    event_partitions: Positive = 1  # change-event topics: every process reads them all, in order
     replication_factor: Positive = 1
     client_id: str = "skalds"
     consumer_group_prefix: str = "skalds"  # group id = prefix + node id: stable across restarts
@@ -128,6 +129,17 @@ class KafkaSettings(_Section):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    client_config: dict[str, str] = Field(default_factory=dict)  # any other librdkafka property (ssl.*)
+
+    def client_properties(self) -> dict[str, str]:
+        """librdkafka properties for every client: security settings first, ``client_config`` over them."""
+        named = {
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+        }
+        return {key: value for key, value in named.items() if value} | dict(self.client_config)
 
 
 class RedisSettings(_Section):
@@ -136,12 +148,14 @@ class RedisSettings(_Section):
     key_prefix: str = "skalds:"
     heartbeat_ttl_ms: Positive = 3_600_000
     node_ttl_ms: Positive = 3_600_000
+    heartbeat_history: Positive = 50  # reports kept per task for /api/tasks/{id}/heartbeat
 
 
 class MongoSettings(_Section):
     url: Annotated[str, Field(min_length=1)] = "mongodb://localhost:27017"
     database: Annotated[str, Field(min_length=1)] = "skalds"
     collection: Annotated[str, Field(min_length=1)] = "tasks"
+    server_selection_timeout_ms: Positive = 5_000  # how soon a call fails when the server is down
 
 
 class HeartbeatSettings(_Section):

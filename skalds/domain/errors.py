@@ -71,3 +71,14 @@ class NodeNotFoundError(SkaldsError):
     def __init__(self, node_id: str):
         self.node_id = node_id
         super().__init__(f"skald {node_id!r} not found")
+
+
+class BackendUnavailableError(SkaldsError):
+    """A backing service (Kafka, Redis, MongoDB) did not answer; the operation may be retried later.
+
+    Adapters raise this instead of their driver's exceptions, so callers can tell "down" from "missing"."""
+
+    def __init__(self, backend: str, detail: str):
+        self.backend = backend
+        self.detail = detail
+        super().__init__(f"{backend} is unavailable: {detail}")

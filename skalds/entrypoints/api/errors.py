@@ -12,6 +12,7 @@ from litestar.exceptions import ValidationException as LitestarValidationExcepti
 from pydantic import ValidationError as PydanticValidationError
 
 from skalds.domain.errors import (
+    BackendUnavailableError,
     ConflictError,
     IllegalTransitionError,
     NodeNotFoundError,
@@ -47,6 +48,8 @@ def skalds_error(request: Request[Any, Any, Any], error: SkaldsError) -> Respons
             return _answer(409, "ALREADY_EXISTS", str(error))
         case ValidationError():
             return _answer(422, "VALIDATION_ERROR", str(error), field=error.field)
+        case BackendUnavailableError():
+            return _answer(503, "BACKEND_UNAVAILABLE", str(error), backend=error.backend)
     log.exception("unexpected Skalds error", exc_info=error)
     return _answer(500, "INTERNAL_ERROR", "an unexpected error occurred")
 
