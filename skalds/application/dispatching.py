@@ -18,7 +18,7 @@ from types import MappingProxyType
 from skalds.application.histogram import Histogram
 from skalds.domain import events as ev
 from skalds.domain import lifecycle
-from skalds.domain.commands import AssignTask
+from skalds.domain.commands import AssignTask, NodeCommand
 from skalds.domain.dispatch import (
     Assignment,
     DispatchStrategy,
@@ -171,9 +171,7 @@ class Dispatcher:
             updates.append((new, task.version))
             events.append(event)
         lost = set(await self._repository.update_many(updates))
-        for event in events:
-            if event.task_id not in lost:
-                await self._publisher.publish(event)
+        await self._publisher.publish_many([event for event in events if event.task_id not in lost])
         retried = len(events) - len(lost)
         self.counters.retried += retried
         return retried
@@ -221,13 +219,14 @@ class Dispatcher:
             events.append(event)
         lost = set(await self._repository.update_many(updates))
         won: set[str] = set()
+        out: list[ev.DomainEvent | NodeCommand] = []
         for (new, _), event in zip(updates, events, strict=True):
             if new.id in lost:
                 continue
             won.add(new.id)
             self.counters.queue_wait_ms.observe(max(0, now - by_id[new.id].update_date_time))
-            await self._publisher.publish(event)
-            await self._publisher.publish(
+            out.append(event)
+            out.append(
                 AssignTask(
                     task_id=new.id,
                     node_id=new.executor or "",
@@ -236,6 +235,7 @@ class Dispatcher:
                     attempt=new.attempt,
                 )
             )
+        await self._publisher.publish_many(out)
         return won
 
     async def _expire(self, tasks: list[Task], now: int) -> int:
@@ -251,9 +251,7 @@ class Dispatcher:
             updates.append((new, task.version))
             events.append(event)
         lost = set(await self._repository.update_many(updates))
-        for event in events:
-            if event.task_id not in lost:
-                await self._publisher.publish(event)
+        await self._publisher.publish_many([event for event in events if event.task_id not in lost])
         return len(events) - len(lost)
 
 

@@ -111,8 +111,7 @@ class Monitor:
             if new.id not in lost:
                 out.extend(task_events)
         self._forget_missing(verdicts)
-        for message in out:
-            await self._publisher.publish(message)
+        await self._publisher.publish_many(out)
         elapsed = self._clock.now_ms() - now
         self.counters.cycles += 1
         self.counters.changed += len(updates) - len(lost)

@@ -130,6 +130,13 @@ class EventPublisher(Protocol):
 
     async def publish(self, message: DomainEvent | NodeCommand) -> None: ...
 
+    async def publish_many(self, messages: Sequence[DomainEvent | NodeCommand]) -> None:
+        """Publish each message as ``publish`` does, in order; returns once all are delivered.
+
+        For the batches of the dispatcher and the monitor: a networked bus sends them together instead of
+        waiting one round trip per message."""
+        ...
+
 
 T_co = TypeVar("T_co", covariant=True)
 

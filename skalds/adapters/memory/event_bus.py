@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Generic, TypeVar
 
 from skalds.domain.commands import NodeCommand
@@ -97,6 +97,10 @@ class InMemoryEventBus(EventPublisher, EventSubscriber):
             return
         for mailbox in self._event_mailboxes:
             mailbox.put(message)
+
+    async def publish_many(self, messages: Sequence[DomainEvent | NodeCommand]) -> None:
+        for message in messages:
+            await self.publish(message)
 
     def events(self) -> InMemorySubscription[DomainEvent]:
         mailbox: _Mailbox[DomainEvent] = _Mailbox(self._event_queue_size)
