@@ -96,6 +96,10 @@ class TaskRepository(Protocol):
         """How many tasks in ``statuses`` each executor holds (tasks without an executor are left out)."""
         ...
 
+    async def ping(self) -> None:
+        """Return once the backing service answers; BackendUnavailableError otherwise (the health check)."""
+        ...
+
 
 class LiveStateStore(Protocol):
     """Short-lived state: worker heartbeats and the node registry. Entries expire when no longer fed."""
@@ -124,6 +128,10 @@ class LiveStateStore(Protocol):
 
     async def remove_node(self, node_id: str) -> None: ...
 
+    async def ping(self) -> None:
+        """Return once the backing service answers; BackendUnavailableError otherwise (the health check)."""
+        ...
+
 
 class EventPublisher(Protocol):
     """Delivers domain events to every subscriber and node commands to the addressed node, at least once."""
@@ -135,6 +143,10 @@ class EventPublisher(Protocol):
 
         For the batches of the dispatcher and the monitor: a networked bus sends them together instead of
         waiting one round trip per message."""
+        ...
+
+    async def ping(self) -> None:
+        """Return once the backing service answers; BackendUnavailableError otherwise (the health check)."""
         ...
 
 

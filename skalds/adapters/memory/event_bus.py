@@ -102,6 +102,9 @@ class InMemoryEventBus(EventPublisher, EventSubscriber):
         for message in messages:
             await self.publish(message)
 
+    async def ping(self) -> None:
+        """Memory always answers."""
+
     def events(self) -> InMemorySubscription[DomainEvent]:
         mailbox: _Mailbox[DomainEvent] = _Mailbox(self._event_queue_size)
         self._event_mailboxes[mailbox] = None

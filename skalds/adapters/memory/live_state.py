@@ -91,6 +91,9 @@ class InMemoryLiveStateStore(LiveStateStore):
     async def remove_node(self, node_id: str) -> None:
         self._nodes.pop(node_id, None)
 
+    async def ping(self) -> None:
+        """Memory always answers."""
+
     def _sweep(self, now: int) -> None:
         """Drop heartbeats of tasks nobody reads or forgets any more, so memory follows the live tasks."""
         oldest = now - self._heartbeat_ttl_ms

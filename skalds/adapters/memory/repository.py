@@ -109,6 +109,9 @@ class InMemoryTaskRepository(TaskRepository):
                     counts[executor] += 1
         return dict(counts)
 
+    async def ping(self) -> None:
+        """Memory always answers."""
+
     def _check(self, task_id: str, expected_version: int) -> Task:
         current = self._tasks.get(task_id)
         if current is None:
