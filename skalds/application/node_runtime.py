@@ -42,6 +42,7 @@ from skalds.domain.task import LIVE, DesiredState, TaskMode, TaskStatus, new_tas
 from skalds.domain.workers import WorkerState
 
 log = logging.getLogger(__name__)
+_REMEMBERED_STARTS = 10_000  # far more tasks than a node starts between two monitor cycles
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +95,9 @@ class NodeRuntime:
         self._lease_ms = lease_ms
         self._last_contact: int | None = None
         self._fenced: set[str] = set()
+        # Commands arrive at least once: remember what was obeyed, so a redelivery changes nothing.
+        self._started_attempts: dict[str, int] = {}  # kept after the worker is forgotten, bounded
+        self._updates_sent: dict[str, int] = {}  # attachments version last handed to the worker
 
     @property
     def node_id(self) -> str:
@@ -118,6 +122,9 @@ class NodeRuntime:
             case ResumeTask():
                 await self._supervisor.resume(command.task_id)
             case UpdateTaskAttachments():
+                if command.attachments_version <= self._updates_sent.get(command.task_id, 0):
+                    return  # a redelivered (or older) update: the worker has it already
+                self._updates_sent[command.task_id] = command.attachments_version
                 await self._supervisor.update(
                     command.task_id, command.attachments, command.attachments_version
                 )
@@ -192,6 +199,7 @@ class NodeRuntime:
         self._sequences.pop(task_id, None)
         self._beats_seen.pop(task_id, None)
         self._fenced.discard(task_id)
+        self._updates_sent.pop(task_id, None)
 
     async def run(self, subscriber: EventSubscriber, *, heartbeat_interval_s: float) -> None:
         """Register, then obey commands and beat until cancelled; on the way out stop every worker."""
@@ -230,11 +238,17 @@ class NodeRuntime:
         if not mine or task.desired_state is not DesiredState.RUN or task.id in self._supervisor.states():
             log.info("node %s ignores a stale assignment of %s", self.node_id, task.id)
             return
+        if self._started_attempts.get(task.id, 0) >= task.attempt:  # ended here, not yet settled
+            log.info("node %s ignores a repeated assignment of %s", self.node_id, task.id)
+            return
         if task.class_name not in self.identity.supported_classes:
             reason = f"node {self.node_id} cannot run {task.class_name}"
             await self._report_outcome(task.id, task.attempt, Outcome.FAILED, reason)
             return
         await self._supervisor.start(task)
+        self._started_attempts[task.id] = task.attempt
+        if len(self._started_attempts) > _REMEMBERED_STARTS:
+            del self._started_attempts[next(iter(self._started_attempts))]  # the oldest
 
     async def _adopt(self, edge: EdgeTask) -> str | None:
         try:

@@ -42,6 +42,8 @@ async def nothing_arrives(subscription: Subscription[Any], wait: float = 0.05) -
 
 
 class EventBusContract:
+    delivery_timeout_s = 1.0  # how long ``receive`` waits per message; a networked bus's subclass raises it
+
     @pytest.fixture
     def bus(self) -> Any:
         raise NotImplementedError
@@ -51,8 +53,8 @@ class EventBusContract:
         await asyncio.sleep(0)
         for i in range(3):
             await bus.publish(created(f"t{i}"))
-        assert [e.task_id for e in await receive(first, 3)] == ["t0", "t1", "t2"]
-        assert [e.task_id for e in await receive(second, 3)] == ["t0", "t1", "t2"]
+        assert [e.task_id for e in await receive(first, 3, self.delivery_timeout_s)] == ["t0", "t1", "t2"]
+        assert [e.task_id for e in await receive(second, 3, self.delivery_timeout_s)] == ["t0", "t1", "t2"]
         await first.close()
         await second.close()
 
@@ -71,7 +73,7 @@ class EventBusContract:
             attempts_left=2,
         )
         await bus.publish(event)
-        assert await receive(subscription, 1) == [event]
+        assert await receive(subscription, 1, self.delivery_timeout_s) == [event]
         await subscription.close()
 
     async def test_commands_reach_only_their_node(self, bus: Any) -> None:
@@ -82,8 +84,8 @@ class EventBusContract:
         )
         await bus.publish(update)
         await bus.publish(CancelTask(task_id="t2", node_id="n2", version=2, at=8))
-        assert await receive(n1, 1) == [update]
-        [cancel] = await receive(n2, 1)
+        assert await receive(n1, 1, self.delivery_timeout_s) == [update]
+        [cancel] = await receive(n2, 1, self.delivery_timeout_s)
         assert isinstance(cancel, CancelTask) and cancel.task_id == "t2"
         assert await nothing_arrives(n1)
         await n1.close()
@@ -92,7 +94,7 @@ class EventBusContract:
     async def test_commands_sent_before_the_node_listens_are_kept(self, bus: Any) -> None:
         await bus.publish(AssignTask(task_id="t1", node_id="late", version=2, at=1, attempt=1))
         subscription = bus.commands("late")
-        [command] = await receive(subscription, 1)
+        [command] = await receive(subscription, 1, self.delivery_timeout_s)
         assert isinstance(command, AssignTask) and command.attempt == 1
         await subscription.close()
 
@@ -102,7 +104,8 @@ class EventBusContract:
         await subscription.close()
         await bus.publish(created("t1"))
         assert await nothing_arrives(subscription)
-        assert [e.task_id for e in await receive(other, 1)] == ["t1"]  # the others are unaffected
+        # the others are unaffected
+        assert [e.task_id for e in await receive(other, 1, self.delivery_timeout_s)] == ["t1"]
         await other.close()
 
     async def test_closing_ends_a_reader_that_is_waiting(self, bus: Any) -> None:
@@ -122,19 +125,21 @@ class EventBusContract:
         first = bus.commands("n1")
         await asyncio.sleep(0)
         await bus.publish(CancelTask(task_id="t1", node_id="n1", version=2, at=1))
-        [command] = await receive(first, 1)
+        [command] = await receive(first, 1, self.delivery_timeout_s)
         assert command.task_id == "t1"
         await first.close()
         await bus.publish(CancelTask(task_id="t2", node_id="n1", version=2, at=2))
         second = bus.commands("n1")
-        assert [c.task_id for c in await receive(second, 1)] == ["t2"]
+        assert [c.task_id for c in await receive(second, 1, self.delivery_timeout_s)] == ["t2"]
         await second.close()
 
     async def test_a_slow_subscriber_does_not_block_the_publisher_or_the_others(self, bus: Any) -> None:
         slow, fast = bus.events(), bus.events()
         await asyncio.sleep(0)
         await asyncio.wait_for(self._publish_many(bus, 200), 1.0)  # nobody reads ``slow``
-        assert [e.task_id for e in await receive(fast, 200)] == [f"t{i}" for i in range(200)]
+        assert [e.task_id for e in await receive(fast, 200, self.delivery_timeout_s)] == [
+            f"t{i}" for i in range(200)
+        ]
         await slow.close()
         await fast.close()
 
@@ -148,7 +153,7 @@ class EventBusContract:
         subscription = bus.events()
         await asyncio.sleep(0)
         await bus.publish(created("after"))
-        assert [e.task_id for e in await receive(subscription, 1)] == ["after"]
+        assert [e.task_id for e in await receive(subscription, 1, self.delivery_timeout_s)] == ["after"]
         await subscription.close()
 
 
