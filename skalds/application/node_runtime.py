@@ -98,6 +98,7 @@ class NodeRuntime:
         # Commands arrive at least once: remember what was obeyed, so a redelivery changes nothing.
         self._started_attempts: dict[str, int] = {}  # kept after the worker is forgotten, bounded
         self._updates_sent: dict[str, int] = {}  # attachments version last handed to the worker
+        self._controls_obeyed: dict[str, int] = {}  # task version of the last pause / resume obeyed
 
     @property
     def node_id(self) -> str:
@@ -117,10 +118,14 @@ class NodeRuntime:
                 await self._start(command)
             case CancelTask():
                 await self._cancel(command.task_id)
-            case PauseTask():
-                await self._supervisor.pause(command.task_id)
-            case ResumeTask():
-                await self._supervisor.resume(command.task_id)
+            case PauseTask() | ResumeTask():
+                if command.version <= self._controls_obeyed.get(command.task_id, 0):
+                    return  # a redelivery, or overtaken by a later pause / resume (another topic on Kafka)
+                self._controls_obeyed[command.task_id] = command.version
+                if isinstance(command, PauseTask):
+                    await self._supervisor.pause(command.task_id)
+                else:
+                    await self._supervisor.resume(command.task_id)
             case UpdateTaskAttachments():
                 if command.attachments_version <= self._updates_sent.get(command.task_id, 0):
                     return  # a redelivered (or older) update: the worker has it already
@@ -200,6 +205,7 @@ class NodeRuntime:
         self._beats_seen.pop(task_id, None)
         self._fenced.discard(task_id)
         self._updates_sent.pop(task_id, None)
+        self._controls_obeyed.pop(task_id, None)
 
     async def run(self, subscriber: EventSubscriber, *, heartbeat_interval_s: float) -> None:
         """Register, then obey commands and beat until cancelled; on the way out stop every worker."""

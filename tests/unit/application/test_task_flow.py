@@ -10,6 +10,7 @@ import pytest
 
 from skalds.application.dispatching import Dispatcher
 from skalds.application.tasks import TaskDraft
+from skalds.domain.commands import AssignTask, PauseTask, ResumeTask
 from skalds.domain.errors import ConflictError, IllegalTransitionError, TaskNotFoundError, ValidationError
 from skalds.domain.ports import TaskQuery
 from skalds.domain.task import DesiredState, TaskStatus
@@ -96,6 +97,30 @@ async def test_pause_and_resume_are_confirmed_by_the_worker(system: System) -> N
     await system.settle()
     await system.cycle()
     assert await status_of(system, task.id) is S.RUNNING
+
+
+async def test_a_late_or_repeated_pause_never_undoes_a_later_resume(system: System) -> None:
+    """At-least-once delivery on separate topics: a pause can arrive twice, or after the resume that
+    followed it. The node obeys each pause / resume once, and never one older than the last it obeyed."""
+    node = await system.add_node("n1", listening=False)
+    task = await system.services.tasks.create(TaskDraft(class_name=CLASS))
+    await system.services.dispatcher.dispatch_once()
+    assigned = await system.services.tasks.get(task.id)
+    await node.handle(AssignTask(task_id=task.id, node_id="n1", version=assigned.version, at=0, attempt=1))
+    await system.settle()
+    pause = PauseTask(task_id=task.id, node_id="n1", version=assigned.version + 1, at=0)
+    resume = ResumeTask(task_id=task.id, node_id="n1", version=assigned.version + 2, at=0)
+    await node.handle(resume)
+    await node.handle(pause)  # overtaken: dropped
+    await system.settle()
+    assert system.nodes["n1"]._supervisor.states()[task.id].paused is False
+    later_pause = PauseTask(task_id=task.id, node_id="n1", version=assigned.version + 3, at=0)
+    await node.handle(later_pause)
+    await system.settle()
+    assert system.nodes["n1"]._supervisor.states()[task.id].paused is True
+    await node.handle(resume)  # older than the pause just obeyed: dropped
+    await system.settle()
+    assert system.nodes["n1"]._supervisor.states()[task.id].paused is True
 
 
 async def test_attachment_updates_reach_the_running_worker_and_are_acknowledged(system: System) -> None:
