@@ -1,0 +1,236 @@
+"""The MongoDB task repository on a real MongoDB-wire server (FerretDB in CI): the same contract as the
+in-memory twin, plus what only the real thing has: indexes, upstream's documents, writers in separate
+clients (as separate processes would be) and data the server refuses.
+
+Each test gets its own database (the ``unique`` name), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from skalds.adapters.mongo.repository import (
+    MongoClient,
+    MongoTaskRepository,
+    mongo_client,
+    mongo_task_repository,
+)
+from skalds.domain import lifecycle
+from skalds.domain.errors import ConflictError, TaskNotFoundError, ValidationError
+from skalds.domain.lifecycle import TaskCommand
+from skalds.domain.ports import TaskQuery
+from skalds.domain.task import TaskMode, TaskStatus
+from tests.contracts.task_repository import TaskRepositoryContract, a_task, assigned, ids
+
+
+@pytest.fixture
+async def client(mongo_url: str, unique: str) -> AsyncIterator[MongoClient]:
+    client = mongo_client(mongo_url)
+    try:
+        yield client
+    finally:
+        await client.drop_database(unique)
+        await client.close()
+
+
+@pytest.fixture
+async def repository(client: MongoClient, unique: str) -> MongoTaskRepository:
+    repository = MongoTaskRepository(client, database=unique)
+    await repository.prepare()
+    return repository
+
+
+class TestMongoTaskRepository(TaskRepositoryContract):
+    @pytest.fixture
+    def repo(self, repository: MongoTaskRepository) -> MongoTaskRepository:
+        return repository
+
+
+async def test_start_up_pings_and_creates_the_indexes_the_queries_use(
+    mongo_url: str, unique: str, client: MongoClient
+) -> None:
+    resource = mongo_task_repository(mongo_url, database=unique, collection="jobs")
+    repository = await anext(resource)
+    await repository.ping()
+    await repository.prepare()  # idempotent: a second controller starting changes nothing
+    await resource.aclose()
+    keys = [list(index["key"].items()) async for index in await client[unique]["jobs"].list_indexes()]
+    assert [("id", 1)] in keys
+    assert [("createDateTime", -1), ("id", 1)] in keys
+    assert [("lifecycleStatus", 1), ("createDateTime", -1), ("id", 1)] in keys
+    assert [("lifecycleStatus", 1), ("priority", -1), ("createDateTime", 1)] in keys
+    assert [("executor", 1), ("lifecycleStatus", 1)] in keys
+    assert [("retryAt", 1)] in keys
+    unique_index = [i async for i in await client[unique]["jobs"].list_indexes() if i["name"] == "id_1"]
+    assert unique_index and unique_index[0].get("unique") is True
+
+
+def upstream_document(task_id: str, **fields: Any) -> dict[str, Any]:
+    """What upstream stored (``Task.model_dump(by_alias=True)``, reference §7.2): no version or new fields."""
+    return {
+        "_id": ObjectId(),
+        "id": task_id,
+        "className": "MySimpleWorker",
+        "source": "TestingScript",
+        "name": None,
+        "description": None,
+        "executor": None,
+        "dependencies": None,
+        "mode": "Passive",
+        "isPersistent": True,
+        "createDateTime": 1724131200000,
+        "updateDateTime": 1724131200000,
+        "deadlineDateTime": 1724736000000,
+        "lifecycleStatus": "Created",
+        "priority": 0,
+        "attachments": {"rtspUrl": "rtsp://example.com/stream", "fixFrame": 10},
+        **fields,
+    }
+
+
+async def test_upstream_documents_are_read_listed_and_compare_and_set(
+    repository: MongoTaskRepository, client: MongoClient, unique: str
+) -> None:
+    tasks = client[unique]["tasks"]
+    await tasks.insert_many(
+        [upstream_document("task_123"), upstream_document("task_456", attachments=None, priority=5)]
+    )
+    task = await repository.get("task_123")
+    assert (task.class_name, task.source, task.mode, task.lifecycle_status) == (
+        "MySimpleWorker",
+        "TestingScript",
+        TaskMode.PASSIVE,
+        TaskStatus.CREATED,
+    )
+    assert (task.version, task.attempt, task.dependencies, task.required_labels) == (1, 0, (), {})
+    assert task.attachments == {"rtspUrl": "rtsp://example.com/stream", "fixFrame": 10}
+    assert (await repository.get("task_456")).attachments == {}
+    assert ids(await repository.list(TaskQuery(statuses=frozenset({TaskStatus.CREATED})))) == [
+        "task_123",
+        "task_456",
+    ]
+
+    assign = lifecycle.apply(task, TaskCommand.ASSIGN, at=1724131300000, executor="skald_123")[0]
+    with pytest.raises(ConflictError):
+        await repository.update(assign, 2)
+    await repository.update(assign, 1)  # expecting version 1 matches a document with no version yet
+    assert await repository.get("task_123") == assign
+    stored = await tasks.find_one({"id": "task_123"})
+    assert stored is not None and isinstance(stored["_id"], ObjectId) and stored["version"] == 2
+
+    other = await repository.get("task_456")
+    lost = await repository.update_many([(assigned(other), 1), (assigned(a_task("missing")), 1)])
+    assert list(lost) == ["missing"]
+    assert (await repository.get("task_456")).lifecycle_status is TaskStatus.ASSIGNING
+    await repository.delete("task_456", 2)
+    assert await tasks.count_documents({"id": "task_456"}) == 0
+
+
+async def test_update_many_across_several_groups_and_bulk_commands(repository: MongoTaskRepository) -> None:
+    tasks = [a_task(f"t{i:03d}", now=i) for i in range(230)]
+    for task in tasks:
+        await repository.insert(task)
+    for task in tasks[::10]:  # someone else got there first
+        await repository.update(assigned(task, "other"), 1)
+    lost = await repository.update_many([(assigned(task), 1) for task in tasks])
+    assert sorted(lost) == [task.id for task in tasks[::10]]
+    counts = await repository.count_by_executor(frozenset({TaskStatus.ASSIGNING}))
+    assert dict(counts) == {"n1": 207, "other": 23}
+
+
+async def test_writers_in_separate_clients_never_both_win(
+    repository: MongoTaskRepository, mongo_url: str, unique: str
+) -> None:
+    """Two dispatchers in two processes: each task goes to exactly one of them."""
+    tasks = [a_task(f"t{i:02d}") for i in range(40)]
+    for task in tasks:
+        await repository.insert(task)
+    other_client = mongo_client(mongo_url)
+    try:
+        other = MongoTaskRepository(other_client, database=unique)
+        lost_a, lost_b = await asyncio.gather(
+            repository.update_many([(assigned(task, "a"), 1) for task in tasks]),
+            other.update_many([(assigned(task, "b"), 1) for task in reversed(tasks)]),
+        )
+    finally:
+        await other_client.close()
+    assert sorted([*lost_a, *lost_b]) == sorted(task.id for task in tasks)
+    for task in tasks:
+        stored = await repository.get(task.id)
+        assert (stored.version, stored.executor) == (2, "b" if task.id in lost_a else "a")
+
+
+async def test_a_claim_left_by_a_crashed_writer_is_broken_after_its_lease(
+    client: MongoClient, unique: str
+) -> None:
+    repository = MongoTaskRepository(client, database=unique, claim_lease_ms=60_000, busy_wait_s=0.2)
+    await repository.prepare()
+    await repository.insert(a_task("crashed"))
+    await repository.insert(a_task("busy"))
+    claims = client[unique]["tasks.claims"]
+    await claims.insert_many(
+        [{"_id": "1:crashed", "owner": "gone", "at": 0}, {"_id": "1:busy", "owner": "alive", "at": 2**62}]
+    )
+    await repository.update(assigned(a_task("crashed")), 1)  # the old claim is broken
+    assert (await repository.get("crashed")).executor == "n1"
+    with pytest.raises(ConflictError) as conflict:  # a live writer holds this one: wait, then give up
+        await repository.update(assigned(a_task("busy")), 1)
+    assert (conflict.value.expected_version, conflict.value.actual_version) == (1, 1)
+    assert list(await repository.update_many([(assigned(a_task("busy")), 1)])) == ["busy"]
+    assert await claims.count_documents({}) == 1  # only the foreign one is left
+
+
+@pytest.mark.parametrize(
+    "attachments",
+    [{"a.b": 1}, {"$where": 1}, {"ok": {"nested.key": 1}}, {"x": math.nan}, {"x": [math.inf]}, {"x": 2**64}],
+)
+async def test_attachments_the_server_would_refuse_are_a_validation_error(
+    repository: MongoTaskRepository, attachments: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        await repository.insert(a_task("t1", attachments=attachments))
+    assert refused.value.field == "attachments"
+    await repository.insert(a_task("t1"))
+    with pytest.raises(ValidationError):
+        await repository.update(a_task("t1", attachments=attachments), 1)
+    assert (await repository.get("t1")).attachments == {}
+
+
+async def test_nested_arrays_are_stored_or_refused_as_a_validation_error(
+    repository: MongoTaskRepository,
+) -> None:
+    """MongoDB stores arrays of arrays; FerretDB 1.x refuses them. Either way no driver error escapes."""
+    zones = {"zones": [[0, 0], [10, 10]]}
+    try:
+        await repository.insert(a_task("t1", attachments=zones))
+    except ValidationError as error:
+        assert error.field == "attachments" and "nested arrays" in error.reason
+        with pytest.raises(TaskNotFoundError):
+            await repository.get("t1")
+    else:
+        assert (await repository.get("t1")).attachments == zones
+    await repository.insert(a_task("t2"))
+    try:
+        await repository.update(a_task("t2", attachments=zones), 1)
+    except ValidationError as error:
+        assert "nested arrays" in error.reason
+        assert (await repository.get("t2")).attachments == {}
+        assert list(
+            await repository.update_many(
+                [(dataclasses.replace(a_task("t2", attachments=zones), version=2), 1)]
+            )
+        ) == ["t2"]
+    assert (await repository.get("t2")).version in (1, 2)
+
+
+async def test_required_labels_with_dotted_keys_round_trip(repository: MongoTaskRepository) -> None:
+    task = a_task("t1", required_labels={"kubernetes.io/arch": "amd64", "$gpu": "a100"})
+    await repository.insert(task)
+    assert await repository.get("t1") == task
