@@ -16,13 +16,16 @@ from dependency_injector import containers, providers
 
 from skalds.adapters.catalog import PydanticWorkerCatalog
 from skalds.adapters.edge_yaml import EdgeYamlError, load_edge_tasks
+from skalds.adapters.kafka.event_bus import kafka_event_bus
 from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
 from skalds.adapters.memory.repository import InMemoryTaskRepository
 from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerFunction
+from skalds.adapters.mongo.repository import mongo_task_repository
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
+from skalds.adapters.redis.live_state import redis_live_state_store
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.adapters.webhook import WebhookNotificationChannel
 from skalds.application.alerts import AlertService
@@ -46,11 +49,11 @@ from skalds.domain.ports import (
 )
 
 AVAILABLE_BACKENDS: Mapping[str, frozenset[str]] = {
-    "repository": frozenset({"memory"}),
-    "live_state": frozenset({"memory"}),
-    "event_bus": frozenset({"memory"}),
+    "repository": frozenset({"memory", "mongo"}),
+    "live_state": frozenset({"memory", "redis"}),
+    "event_bus": frozenset({"memory", "kafka"}),
 }
-"""Backends this build can wire; the Kafka, Redis and MongoDB adapters add theirs."""
+"""Backends this build can wire."""
 
 
 def _alert_thresholds(settings: Settings) -> AlertThresholds:
@@ -92,6 +95,15 @@ class Container(containers.DeclarativeContainer):
     repository: providers.Provider[TaskRepository] = providers.Selector(
         providers.Callable(lambda b: str(b.repository), backends),
         memory=providers.Singleton(InMemoryTaskRepository),
+        mongo=providers.Resource(
+            mongo_task_repository,
+            providers.Callable(lambda s: s.mongo.url, settings),
+            database=providers.Callable(lambda s: s.mongo.database, settings),
+            collection=providers.Callable(lambda s: s.mongo.collection, settings),
+            server_selection_timeout_ms=providers.Callable(
+                lambda s: s.mongo.server_selection_timeout_ms, settings
+            ),
+        ),
     )
     live_state: providers.Provider[LiveStateStore] = providers.Selector(
         providers.Callable(lambda b: str(b.live_state), backends),
@@ -100,11 +112,35 @@ class Container(containers.DeclarativeContainer):
             clock,
             heartbeat_ttl_ms=providers.Callable(lambda s: s.redis.heartbeat_ttl_ms, settings),
             node_ttl_ms=providers.Callable(lambda s: s.redis.node_ttl_ms, settings),
+            history_limit=providers.Callable(lambda s: s.redis.heartbeat_history, settings),
+        ),
+        redis=providers.Resource(
+            redis_live_state_store,
+            providers.Callable(lambda s: s.redis.url, settings),
+            clock,
+            password=providers.Callable(
+                lambda s: s.redis.password.get_secret_value() if s.redis.password else None, settings
+            ),
+            key_prefix=providers.Callable(lambda s: s.redis.key_prefix, settings),
+            heartbeat_ttl_ms=providers.Callable(lambda s: s.redis.heartbeat_ttl_ms, settings),
+            node_ttl_ms=providers.Callable(lambda s: s.redis.node_ttl_ms, settings),
+            history_limit=providers.Callable(lambda s: s.redis.heartbeat_history, settings),
         ),
     )
     event_bus = providers.Selector(
         providers.Callable(lambda b: str(b.event_bus), backends),
         memory=providers.Singleton(InMemoryEventBus),
+        kafka=providers.Resource(
+            kafka_event_bus,
+            bootstrap_servers=providers.Callable(lambda s: s.kafka.bootstrap_servers, settings),
+            topic_prefix=providers.Callable(lambda s: s.kafka.topic_prefix, settings),
+            partitions=providers.Callable(lambda s: s.kafka.partitions, settings),
+            event_partitions=providers.Callable(lambda s: s.kafka.event_partitions, settings),
+            replication_factor=providers.Callable(lambda s: s.kafka.replication_factor, settings),
+            client_id=providers.Callable(lambda s: s.kafka.client_id, settings),
+            consumer_group_prefix=providers.Callable(lambda s: s.kafka.consumer_group_prefix, settings),
+            client_config=providers.Callable(lambda s: s.kafka.client_properties(), settings),
+        ),
     )
     catalog = providers.Singleton(PydanticWorkerCatalog)
     notification_channels = providers.Singleton(_notification_channels, settings)
