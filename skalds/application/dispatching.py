@@ -196,7 +196,8 @@ class Dispatcher:
                 except Exception:  # a failing backend must not kill the loop; the next cycle retries
                     log.exception("dispatch cycle failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=interval_s)
+                    async with asyncio.timeout(interval_s):  # not wait_for: on 3.11 it can swallow a cancel
+                        await wake.wait()
         finally:
             listener.cancel()
             await subscription.close()
