@@ -29,17 +29,19 @@ CLASS = "BenchWorker"
 NEEDED = ("SKALDS_MONGO_URL", "SKALDS_REDIS_URL", "SKALDS_KAFKA_BOOTSTRAP")
 
 
-async def seed(services: Services, running: int, nodes: int) -> list[str]:
+async def beat_nodes(services: Services, nodes: int) -> None:
+    """What the nodes' own heartbeats do every second."""
     now = services.clock.now_ms()
     for i in range(nodes):
-        await services.live_state.put_node(
-            Node(
-                id=f"node-{i:03d}",
-                supported_classes=frozenset({CLASS}),
-                registered_at=now,
-                last_heartbeat_at=now,
-            )
+        node = Node(
+            id=f"node-{i:03d}", supported_classes=frozenset({CLASS}), registered_at=now, last_heartbeat_at=now
         )
+        await services.live_state.put_node(node)
+
+
+async def seed(services: Services, running: int, nodes: int) -> list[str]:
+    now = services.clock.now_ms()
+    await beat_nodes(services, nodes)
     ids = [f"r{i:06d}" for i in range(running)]
     batch: list[tuple[str, int]] = []
     for i, task_id in enumerate(ids):
@@ -79,6 +81,10 @@ async def bench(running: int, nodes: int, cycles: int) -> tuple[list[float], lis
             "SKALDS_MONGO__DATABASE": name,
             "SKALDS_REDIS__KEY_PREFIX": f"{name}:",
             "SKALDS_KAFKA__TOPIC_PREFIX": f"{name}.",
+            # Seeding 10k tasks into FerretDB takes minutes: keep what was seeded from going silent meanwhile.
+            "SKALDS_HEARTBEAT__SUSPECT_AFTER_MS": "1800000",
+            "SKALDS_HEARTBEAT__DEAD_AFTER_MS": "3600000",
+            "SKALDS_HEARTBEAT__STALL_AFTER_MS": "3600000",
         }
     )
     container = build_container(settings)
@@ -89,12 +95,14 @@ async def bench(running: int, nodes: int, cycles: int) -> tuple[list[float], lis
         await services.monitor.run_cycle()  # the first cycle publishes the initial observations
         steady = []
         for _ in range(cycles):
+            await beat_nodes(services, nodes)
             started = time.perf_counter()
             await services.monitor.run_cycle()
             steady.append((time.perf_counter() - started) * 1000)
         beating = []
         for sequence in range(2, cycles + 2):
             await beat_all(services, tasks, sequence)
+            await beat_nodes(services, nodes)
             started = time.perf_counter()
             report = await services.monitor.run_cycle()
             beating.append((time.perf_counter() - started) * 1000)
