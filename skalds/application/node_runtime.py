@@ -182,6 +182,7 @@ class NodeRuntime:
         await self.check_lease()
         now = self._clock.now_ms()
         states = dict(self._supervisor.states())
+        due: list[tuple[str, WorkerState]] = []
         for task_id, state in states.items():
             if task_id in self._fenced:  # stopped by the lease: the task is no longer this node's to report
                 if state.outcome is not None:
@@ -189,10 +190,8 @@ class NodeRuntime:
                 continue
             if state.outcome is None and state.beats == self._beats_seen.get(task_id):
                 continue  # its runtime sent nothing since the last report: do not vouch for it
-            self._beats_seen[task_id] = state.beats
-            await self._report(task_id, state, now)
-            if state.outcome is not None:
-                self._forget(task_id)
+            due.append((task_id, state))
+        await self._report_all(due, now)
         await self._fence({tid for tid, s in states.items() if s.outcome is None})
         if self._edge_ids and not self.draining:
             await self._adopt_retried()
@@ -332,6 +331,25 @@ class NodeRuntime:
         for task_id in running - owned:
             log.warning("node %s stops %s: the task is no longer assigned to it", self.node_id, task_id)
             await self._supervisor.cancel(task_id)
+
+    async def _report_all(self, due: Sequence[tuple[str, WorkerState]], now: int) -> None:
+        """Record one heartbeat per worker, all at once: concurrent writes share round trips (the Redis store
+        batches them), and a task's reports stay in order because a beat returns only when all are stored.
+        Only a stored report vouches for its worker's beats, and a worker that ended is forgotten once its
+        outcome is stored; the first failed write is raised after the others are done."""
+        written = await asyncio.gather(
+            *(self._report(task_id, state, now) for task_id, state in due), return_exceptions=True
+        )
+        failure: BaseException | None = None
+        for (task_id, state), result in zip(due, written, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            self._beats_seen[task_id] = state.beats
+            if state.outcome is not None:
+                self._forget(task_id)
+        if failure is not None:
+            raise failure
 
     async def _report(self, task_id: str, state: WorkerState, now: int) -> None:
         sequence = self._sequences.get(task_id, 0) + 1
