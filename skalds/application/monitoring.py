@@ -3,14 +3,31 @@
 One cycle reads every node and the latest heartbeat of every live task in one batch each, decides with the
 pure rules in ``reconciling``, writes all changes with one batched compare-and-set, and publishes an event
 for every status, heartbeat, error and node change, so live views are pushed, not polled. Its cost is
-linear in the number of live tasks. What it remembers between cycles (last verdicts, last sequences) only
-suppresses duplicate events; decisions come from stored state, so a restarted monitor decides the same.
+linear in the number of live tasks.
+
+The live-state store forgets by design (Redis without persistence comes back empty after a restart), so an
+entry missing from it is not taken for silence. The monitor remembers the last entry it saw of every node
+and the last report of every live task's current run, and judges what the store lost from those: silence
+counts from the last time anyone heard from the node or worker, so one that really died still goes suspect,
+then offline or dead, on the usual thresholds. A node missing from the store whose workers' last heartbeats
+are still there, none newer than the previous cycle saw, removed itself (a node handing its tasks back does
+that), and its tasks are re-queued at once.
+
+The monitor judges only silence it witnessed. What it never heard from (a freshly started monitor remembers
+nothing) counts as silent from the first cycle that looked for it, and so does what it last saw before a
+pause in its own cycles longer than ``dead_after_ms - suspect_after_ms`` (after that long, a node may have
+beaten unseen): such a node is offline, and such a task dead, only ``dead_after_ms`` after that cycle. A task
+no report speaks for, silent since well before the monitor first looked, is at worst suspect until then.
+The rest of what it remembers (verdicts, sequences, errors) only suppresses duplicate events. Memory is kept
+for live tasks, and for nodes until they are offline and no live task names them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -66,8 +83,15 @@ class Monitor:
         self._rules = rules
         self._cancel_grace_ms = cancel_grace_ms
         self._pause_grace_ms = pause_grace_ms
+        # What the store forgets is judged from memory, trusted across a pause in cycles of at most this long.
+        self._trusted_pause_ms = policy.dead_after_ms - policy.suspect_after_ms
+        self._looked_at: int | None = None  # the cycle that last refreshed the memory below
+        self._nodes: dict[str, Node] = {}  # last entry seen per node, kept a while after the store lost it
+        self._node_since: dict[str, int] = {}  # node the store does not list -> silent since, to this monitor
         self._node_health: dict[str, NodeHealth] = {}
         self._node_beats: dict[str, int] = {}
+        self._reports: dict[str, tuple[int, HeartbeatReport]] = {}  # task -> (attempt, last report judged)
+        self._task_since: dict[str, tuple[int, int]] = {}  # task, no report held -> (attempt, silent since)
         self._verdicts: dict[str, Verdict] = {}
         self._sequences: dict[str, int] = {}
         self._errors: dict[str, str] = {}
@@ -78,28 +102,34 @@ class Monitor:
     async def run_cycle(self) -> CycleReport:
         now = self._clock.now_ms()
         out: list[ev.DomainEvent | NodeCommand] = []
-        health = self._observe_nodes(await self._live.list_nodes(), now, out)
+        nodes = await self._live.list_nodes()
         tasks = (await self._repository.list(TaskQuery(statuses=LIVE, limit=None, order=TaskOrder.ANY))).items
-        reports = await self._live.latest_heartbeats([t.id for t in tasks])
+        stored = await self._live.latest_heartbeats([t.id for t in tasks])
+        held = {t.id: r for t in tasks if (r := stored.get(t.id)) is not None and from_current_run(t, r)}
+        paused = self._looked_at is None or now - self._looked_at > self._trusted_pause_ms
+        executors = self._observe_nodes(nodes, tasks, held, now, out, paused=paused)  # before _remember
+        recalled = {t.id: self._recall(t, held.get(t.id), now, paused=paused) for t in tasks}
+        self._remember(tasks, recalled, now)
         updates: list[tuple[Task, int]] = []
         pending_events: list[list[ev.TaskEvent]] = []
         verdicts: dict[str, Verdict] = {}
         for task in tasks:
-            report = reports.get(task.id)
-            if report is not None and not from_current_run(task, report):
-                report = None
-            verdict = interpret(task, (report,) if report is not None else (), now, self._policy)
+            report, since = recalled[task.id]
+            verdict, unwitnessed = self._judge(task, report, since, now)
             verdicts[task.id] = verdict
             self._observe_task(task, report, verdict, now, out)
-            executor_health = health.get(task.executor or "", NodeHealth.OFFLINE)
-            steps = decide(
-                task,
-                verdict=verdict,
-                report=report,
-                executor_health=executor_health,
-                now=now,
-                rules=self._rules,
-            )
+            executor_health = executors[task.executor or ""]
+            if unwitnessed and executor_health is not NodeHealth.OFFLINE:
+                steps: list[Step] = []  # silence it did not witness long enough to act on
+            else:
+                steps = decide(
+                    task,
+                    verdict=verdict,
+                    report=report,
+                    executor_health=executor_health,
+                    now=now,
+                    rules=self._rules,
+                )
             new, task_events = _apply_all(task, steps, now) if steps else (task, [])
             if task_events:
                 updates.append((new, task.version))
@@ -135,33 +165,118 @@ class Monitor:
         return self._node_health.get(node_id)
 
     def _observe_nodes(
-        self, nodes: Sequence[Node], now: int, out: list[ev.DomainEvent | NodeCommand]
+        self,
+        nodes: Sequence[Node],
+        tasks: Sequence[Task],
+        held: Mapping[str, HeartbeatReport],
+        now: int,
+        out: list[ev.DomainEvent | NodeCommand],
+        *,
+        paused: bool,
     ) -> Mapping[str, NodeHealth]:
+        """The health of every live task's executor; events for every known node whose health changed."""
+        listed = {node.id: node for node in nodes}
+        by_executor: dict[str, list[Task]] = defaultdict(list)
+        for task in tasks:
+            by_executor[task.executor or ""].append(task)
         health = {node.id: node_health(node, now, self._policy) for node in nodes}
-        for node in nodes:
-            current, previous = health[node.id], self._node_health.get(node.id)
-            if node.last_heartbeat_at is not None and self._node_beats.get(node.id) != node.last_heartbeat_at:
-                self._node_beats[node.id] = node.last_heartbeat_at
+        left: set[str] = set()
+        since: dict[str, int] = {}
+        unlisted = (self._nodes.keys() | by_executor.keys()) - listed.keys() - {""}
+        for node_id in sorted(unlisted):  # the store lost them, they left, or this monitor never saw them
+            if self._node_health.get(node_id) is NodeHealth.OFFLINE:
+                health[node_id] = NodeHealth.OFFLINE
+            elif self._left(by_executor.get(node_id, []), held):
+                health[node_id] = NodeHealth.OFFLINE
+                left.add(node_id)
+            else:
+                heard = self._node_since.get(node_id)
+                since[node_id] = _heard_at(self._nodes.get(node_id), now, paused) if heard is None else heard
+                as_heard = Node(id=node_id, last_heartbeat_at=since[node_id])
+                health[node_id] = node_health(as_heard, now, self._policy)
+        for node_id, current in health.items():
+            node = listed.get(node_id)
+            beat = node.last_heartbeat_at if node is not None else None
+            if node is not None and beat is not None and self._node_beats.get(node_id) != beat:
+                self._node_beats[node_id] = beat
                 out.append(
                     ev.NodeHeartbeatObserved(
-                        at=now, node_id=node.id, tasks=tuple(sorted(node.current_tasks)), health=current.value
+                        at=now, node_id=node_id, tasks=tuple(sorted(node.current_tasks)), health=current.value
                     )
                 )
-            if current is previous:
-                continue
-            silent = node.silent_for(now)
+            known = node or self._nodes.get(node_id)
+            if known is None or current is self._node_health.get(node_id):
+                continue  # no events for executors this monitor never saw listed
+            silent_for = -1 if node_id in left else known.silent_for(now)
             if current is NodeHealth.ONLINE:
-                out.append(ev.NodeCameOnline(at=now, node_id=node.id))
+                out.append(ev.NodeCameOnline(at=now, node_id=node_id))
             elif current is NodeHealth.SUSPECT:
-                out.append(ev.NodeWentSuspect(at=now, node_id=node.id, silent_for_ms=silent))
+                out.append(ev.NodeWentSuspect(at=now, node_id=node_id, silent_for_ms=silent_for))
             else:
-                out.append(ev.NodeWentOffline(at=now, node_id=node.id, silent_for_ms=silent))
-        for gone in self._node_health.keys() - health.keys():
-            if self._node_health[gone] is not NodeHealth.OFFLINE:
-                out.append(ev.NodeWentOffline(at=now, node_id=gone, silent_for_ms=-1))
-        self._node_health = dict(health)
-        self._node_beats = {k: v for k, v in self._node_beats.items() if k in health}
-        return health
+                out.append(ev.NodeWentOffline(at=now, node_id=node_id, silent_for_ms=silent_for))
+        named = by_executor.keys()
+        kept = {
+            node_id: node
+            for node_id, node in self._nodes.items()
+            if node_id not in listed and (health[node_id] is not NodeHealth.OFFLINE or node_id in named)
+        }
+        self._nodes = kept | listed
+        self._node_since = {k: v for k, v in since.items() if k in self._nodes or k in named}
+        self._node_health = {node_id: health[node_id] for node_id in self._nodes}
+        self._node_beats = {k: v for k, v in self._node_beats.items() if k in self._nodes}
+        return health | {"": NodeHealth.OFFLINE}  # a live task without an executor has no worker
+
+    def _left(self, mine: Sequence[Task], held: Mapping[str, HeartbeatReport]) -> bool:
+        """Whether a node the store does not list removed itself: the store still holds its workers' last
+        heartbeats, none newer than the previous cycle judged. A store that restarted empty holds none, and a
+        node re-reporting after such a restart writes its workers' heartbeats just before its own entry."""
+        kept = [(task, held[task.id]) for task in mine if task.id in held]
+        return bool(kept) and all(
+            self._reports.get(task.id) == (task.attempt, report) for task, report in kept
+        )
+
+    def _recall(
+        self, task: Task, held: HeartbeatReport | None, now: int, *, paused: bool
+    ) -> tuple[HeartbeatReport | None, int | None]:
+        """The newest report of the task's current run, and, when the store does not hold it, since when
+        the task has been silent to this monitor (fixed the first cycle the store lacked it)."""
+        seen = self._reports.get(task.id)
+        remembered = seen[1] if seen is not None and seen[0] == task.attempt else None
+        if held is not None and (remembered is None or held.received_at >= remembered.received_at):
+            return held, None
+        attempt, since = self._task_since.get(task.id, (task.attempt, None))
+        if since is None or attempt != task.attempt:
+            if remembered is not None:
+                since = now if paused else remembered.received_at
+            else:  # never heard of: silent since it started, unless that was well before this monitor looked
+                started = _silent_since(task)
+                since = now if now - started > self._trusted_pause_ms else started
+        return remembered, since
+
+    def _remember(
+        self,
+        tasks: Sequence[Task],
+        recalled: Mapping[str, tuple[HeartbeatReport | None, int | None]],
+        now: int,
+    ) -> None:
+        """Keep this cycle's reports and silences for live tasks only, so memory follows them."""
+        self._reports = {t.id: (t.attempt, r) for t in tasks if (r := recalled[t.id][0]) is not None}
+        self._task_since = {t.id: (t.attempt, s) for t in tasks if (s := recalled[t.id][1]) is not None}
+        self._looked_at = now
+
+    def _judge(
+        self, task: Task, report: HeartbeatReport | None, since: int | None, now: int
+    ) -> tuple[Verdict, bool]:
+        """The verdict, and whether the task's silence began before this monitor could hear it and is still
+        shorter than ``dead_after_ms`` to it, in which case nothing is decided from that silence."""
+        if report is not None:
+            if since is not None and since > report.received_at:
+                report = dataclasses.replace(report, received_at=since)  # silent to this monitor since then
+            return interpret(task, (report,), now, self._policy), False
+        verdict = interpret(task, (), now, self._policy)
+        if since is not None and since > _silent_since(task) and now - since <= self._policy.dead_after_ms:
+            return (Verdict.SUSPECT if verdict is Verdict.DEAD else verdict), True
+        return verdict, False
 
     def _observe_task(
         self,
@@ -228,6 +343,19 @@ class Monitor:
         self._errors = {k: v for k, v in self._errors.items() if k in verdicts}
         self._waiting = {k: v for k, v in self._waiting.items() if k in verdicts}
         self._pause_reported &= verdicts.keys()
+
+
+def _heard_at(node: Node | None, now: int, paused: bool) -> int:
+    """Since when a node the store does not list counts as silent: its last beat this monitor saw, or now
+    if it never saw the node, or saw it only before a pause in its own cycles."""
+    if node is None or paused:
+        return now
+    return node.last_heartbeat_at if node.last_heartbeat_at is not None else node.registered_at
+
+
+def _silent_since(task: Task) -> int:
+    """Since when a task no report speaks for has been silent, as ``interpret`` and ``decide`` count it."""
+    return task.started_at or task.assigned_at or task.update_date_time
 
 
 def _apply_all(task: Task, steps: Sequence[Step], now: int) -> tuple[Task, list[ev.TaskEvent]]:

@@ -1,15 +1,17 @@
 """Random interleavings of everything operators, nodes and workers do, against the whole application.
 
 Two dispatchers, three nodes that may die and come back, workers that finish, fail or make progress,
-operators who cancel, pause, resume, update, retry and delete. After every step: at most one live worker
-per task, no lost update, every task's history is a legal path, offline nodes get no new work, and nothing
-created disappears unless it was deleted.
+operators who cancel, pause, resume, update, retry and delete, a live-state store that comes back empty, and
+a monitor that restarts remembering nothing. After every step: at most one live worker per task, no lost
+update, every task's history is a legal path, offline nodes get no new work, and nothing created disappears
+unless it was deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import random
 from collections import defaultdict
@@ -28,6 +30,8 @@ from hypothesis.stateful import (
 )
 
 from skalds.application.dispatching import Dispatcher
+from skalds.application.monitoring import Monitor
+from skalds.application.reconciling import ReconcileRules
 from skalds.application.tasks import TaskDraft
 from skalds.domain import events as ev
 from skalds.domain.errors import ConflictError, IllegalTransitionError, TaskNotFoundError
@@ -169,6 +173,34 @@ class WholeSystem(RuleBasedStateMachine):
         for node_id in sorted(self.alive):
             self.run(self.system.nodes[node_id].check_lease())
         self.settle()
+
+    @rule()
+    def live_state_restarts_empty(self) -> None:
+        """Redis restarts without persistence: every heartbeat and node entry is gone at once."""
+        live = self.system.services.live_state
+        self.run(live.forget_tasks(sorted(self.created)))
+        for node in self.run(live.list_nodes()):
+            self.run(live.remove_node(node.id))
+
+    @rule()
+    def controller_restarts(self) -> None:
+        """A new monitor over the same stores, remembering nothing."""
+        services = self.system.services
+        monitor = Monitor(
+            services.repository,
+            services.live_state,
+            services.publisher,
+            self.system.clock,
+            policy=services.settings.heartbeat.policy(),
+            rules=ReconcileRules(
+                retry=services.settings.retry.policy(),
+                offline_node_policy=services.settings.dispatch.offline_node_policy,
+                assign_timeout_ms=services.settings.dispatch.assign_timeout_ms,
+            ),
+            cancel_grace_ms=services.settings.monitor.cancel_grace_ms,
+            pause_grace_ms=services.settings.monitor.pause_grace_ms,
+        )
+        self.system.services = dataclasses.replace(services, monitor=monitor)
 
     # --- nodes and workers -------------------------------------------------------------------------
 
