@@ -105,16 +105,22 @@ class Monitor:
         nodes = await self._live.list_nodes()
         tasks = (await self._repository.list(TaskQuery(statuses=LIVE, limit=None, order=TaskOrder.ANY))).items
         stored = await self._live.latest_heartbeats([t.id for t in tasks])
-        held = {t.id: r for t in tasks if (r := stored.get(t.id)) is not None and from_current_run(t, r)}
         paused = self._looked_at is None or now - self._looked_at > self._trusted_pause_ms
-        executors = self._observe_nodes(nodes, tasks, held, now, out, paused=paused)  # before _remember
-        recalled = {t.id: self._recall(t, held.get(t.id), now, paused=paused) for t in tasks}
-        self._remember(tasks, recalled, now)
+        executors = self._observe_nodes(nodes, tasks, stored, now, out, paused=paused)
+        reports: dict[str, tuple[int, HeartbeatReport]] = {}  # this cycle's memory, kept at the end
+        silences: dict[str, tuple[int, int]] = {}
         updates: list[tuple[Task, int]] = []
         pending_events: list[list[ev.TaskEvent]] = []
         verdicts: dict[str, Verdict] = {}
         for task in tasks:
-            report, since = recalled[task.id]
+            held = stored.get(task.id)
+            if held is not None and not from_current_run(task, held):
+                held = None
+            report, since = self._recall(task, held, now, paused=paused)  # reads the previous cycle's memory
+            if report is not None:
+                reports[task.id] = (task.attempt, report)
+            if since is not None:
+                silences[task.id] = (task.attempt, since)
             verdict, unwitnessed = self._judge(task, report, since, now)
             verdicts[task.id] = verdict
             self._observe_task(task, report, verdict, now, out)
@@ -136,6 +142,7 @@ class Monitor:
                 pending_events.append(task_events)
             else:
                 self._nudge(task, now, out)
+        self._reports, self._task_since, self._looked_at = reports, silences, now
         lost = set(await self._repository.update_many(updates)) if updates else set()
         for (new, _), task_events in zip(updates, pending_events, strict=True):
             if new.id not in lost:
@@ -168,7 +175,7 @@ class Monitor:
         self,
         nodes: Sequence[Node],
         tasks: Sequence[Task],
-        held: Mapping[str, HeartbeatReport],
+        stored: Mapping[str, HeartbeatReport],
         now: int,
         out: list[ev.DomainEvent | NodeCommand],
         *,
@@ -186,7 +193,7 @@ class Monitor:
         for node_id in sorted(unlisted):  # the store lost them, they left, or this monitor never saw them
             if self._node_health.get(node_id) is NodeHealth.OFFLINE:
                 health[node_id] = NodeHealth.OFFLINE
-            elif self._left(by_executor.get(node_id, []), held):
+            elif self._left(by_executor.get(node_id, []), stored):
                 health[node_id] = NodeHealth.OFFLINE
                 left.add(node_id)
             else:
@@ -226,11 +233,15 @@ class Monitor:
         self._node_beats = {k: v for k, v in self._node_beats.items() if k in self._nodes}
         return health | {"": NodeHealth.OFFLINE}  # a live task without an executor has no worker
 
-    def _left(self, mine: Sequence[Task], held: Mapping[str, HeartbeatReport]) -> bool:
+    def _left(self, mine: Sequence[Task], stored: Mapping[str, HeartbeatReport]) -> bool:
         """Whether a node the store does not list removed itself: the store still holds its workers' last
         heartbeats, none newer than the previous cycle judged. A store that restarted empty holds none, and a
         node re-reporting after such a restart writes its workers' heartbeats just before its own entry."""
-        kept = [(task, held[task.id]) for task in mine if task.id in held]
+        kept = [
+            (task, report)
+            for task in mine
+            if (report := stored.get(task.id)) is not None and from_current_run(task, report)
+        ]
         return bool(kept) and all(
             self._reports.get(task.id) == (task.attempt, report) for task, report in kept
         )
@@ -252,17 +263,6 @@ class Monitor:
                 started = _silent_since(task)
                 since = now if now - started > self._trusted_pause_ms else started
         return remembered, since
-
-    def _remember(
-        self,
-        tasks: Sequence[Task],
-        recalled: Mapping[str, tuple[HeartbeatReport | None, int | None]],
-        now: int,
-    ) -> None:
-        """Keep this cycle's reports and silences for live tasks only, so memory follows them."""
-        self._reports = {t.id: (t.attempt, r) for t in tasks if (r := recalled[t.id][0]) is not None}
-        self._task_since = {t.id: (t.attempt, s) for t in tasks if (s := recalled[t.id][1]) is not None}
-        self._looked_at = now
 
     def _judge(
         self, task: Task, report: HeartbeatReport | None, since: int | None, now: int
