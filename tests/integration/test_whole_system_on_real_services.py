@@ -121,3 +121,20 @@ async def test_the_api_reports_every_real_backend_healthy(
         assert created.status_code == 201, created.text
         listed = await client.get("/api/tasks", params={"lifecycleStatus": "created"})
         assert [item["id"] for item in listed.json()["items"]] == ["api-1"]
+
+
+async def test_a_redis_restart_requeues_no_running_task(
+    system: System, restart_service: Callable[[str], None]
+) -> None:
+    """Redis comes back empty; the monitor must not take the lost heartbeats and nodes for dead ones."""
+    await system.add_node("n1")
+    task = await system.services.tasks.create(TaskDraft(class_name=CLASS))
+    await drive_until(system, task.id, TaskStatus.RUNNING)
+    await asyncio.to_thread(restart_service, "redis")
+    for _ in range(5):  # the node re-reports; the monitor judges in between
+        await asyncio.sleep(0.2)
+        await system.services.monitor.run_cycle()
+        await system.beat()
+    stored = await system.services.tasks.get(task.id)
+    assert (stored.lifecycle_status, stored.attempt, stored.executor) == (TaskStatus.RUNNING, 1, "n1")
+    assert system.workers.started == [task.id]  # never started a second time
