@@ -7,20 +7,37 @@ and SIGINT: it stops accepting, finishes requests, then the lifespan stops the l
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 
 import uvicorn
 
-from skalds.bootstrap import build_container
+from skalds.bootstrap import build_container, start, stop
 from skalds.config import Settings
+from skalds.domain.errors import BackendUnavailableError
 from skalds.entrypoints.api.app import create_app
+from skalds.entrypoints.node import EXIT_UNAVAILABLE
 
 GRACEFUL_SHUTDOWN_S = 10
 """Live-event streams never end by themselves; after this long a stopping controller closes them."""
 
 
+async def _reach_backends(settings: Settings) -> None:
+    """Open and close every configured backend once, so one that is down is reported in one line before
+    uvicorn starts (a failing lifespan prints the whole driver traceback instead)."""
+    container = build_container(settings)
+    await start(container)
+    await stop(container)
+
+
 def run_controller(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_reach_backends(settings))
+    except BackendUnavailableError as error:
+        print(f"skalds controller: cannot start: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     controller = settings.controller
     app = create_app(build_container(settings))
     logging.getLogger("skalds.controller").info(

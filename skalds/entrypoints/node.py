@@ -32,6 +32,7 @@ from skalds.bootstrap import (
 )
 from skalds.config import Settings, SettingsError, ShutdownPolicy, load_settings
 from skalds.domain import lifecycle
+from skalds.domain.errors import BackendUnavailableError
 from skalds.domain.heartbeat import Outcome
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.nodes import NodeMode
@@ -41,6 +42,7 @@ from skalds.worker.base import BaseTaskWorker
 log = logging.getLogger("skalds.node")
 EXIT_CODES = {Outcome.FINISHED: 0, Outcome.FAILED: 1, Outcome.CANCELLED: 2}
 EXIT_CONFIG = 78  # sysexits EX_CONFIG: the node could not start because of its settings
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: a backend (Kafka, Redis, MongoDB) did not answer at start-up
 
 
 class Skald:
@@ -167,6 +169,9 @@ def run_node(settings: Settings, worker_paths: list[str]) -> int:
     except SettingsError as error:
         print(f"skalds node: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except BackendUnavailableError as error:  # one line for the operator, not a driver traceback
+        print(f"skalds node: cannot start: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 Skalds = Skald  # upstream's docs say ``from skalds import Skalds``; the package exported ``Skald``

@@ -66,3 +66,30 @@ def test_a_bad_mode_is_refused_before_anything_starts() -> None:
     )
     assert done.returncode == 78
     assert "SYSTEM_CONTROLLER_MODE" in done.stderr
+
+
+def test_a_backend_that_does_not_answer_at_start_up_is_named_in_one_line_and_exit_69() -> None:
+    """Nothing listens on port 1: the operator gets which backend, where (no password), and EX_UNAVAILABLE."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SKALDS_BACKENDS__LIVE_STATE": "redis",
+        "SKALDS_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0",
+    }
+    for command in (
+        ["controller", "--mode", "dispatcher", "--port", str(free_port())],
+        ["node", "--mode", "node", "--worker", "tests.workers:Quick"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "skalds", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 69, done.stderr
+        assert "cannot start: redis is unavailable" in done.stderr
+        assert "hunter2" not in done.stderr
+        assert "Traceback" not in done.stderr
