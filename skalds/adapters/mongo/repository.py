@@ -1,19 +1,8 @@
 """Tasks in a MongoDB collection (MongoDB 7, or FerretDB 1.24 on SQLite), with compare-and-set on ``version``.
 
-Every write claims the version it starts from. A filter on ``{id, version}`` is a compare-and-set on MongoDB
-but not on FerretDB 1.x: it evaluates the filter, then writes, with no lock in between (verified: ten writers
-doing ``update_one({"id", "version"}, ...)`` "won" 200 times and the counter reached 28). An insert into a
-unique index is atomic on both, so a write first inserts ``{_id: "<expected version>:<task id>"}`` into
-``<collection>.claims``. Of the writers starting from one version, exactly one gets the claim. It reads the
-stored version, which cannot move from the claimed one while the claim is held, writes by ``_id`` when it
-matches, then deletes the claim. So the winners of a batch are known before the bulk write, with no token to
-read back. A claim that a crashed writer left behind is broken once it is older than ``claim_lease_ms``.
-
-Batches: ``update_many`` claims, reads and releases groups of ``CLAIM_GROUP`` in one round trip each. It
-writes with unordered ``bulk_write`` of at most ``BULK_STATEMENTS`` statements, because FerretDB 1.24 keeps
-one SQLite connection per statement until the command ends. Its pool has 100, and a 150-statement update
-froze the whole server (verified). Driver errors become BackendUnavailableError; data that the server
-refuses becomes ValidationError.
+Queries and inserts go straight to the collection. Updates and deletes go through ``ClaimedWrites``, because a
+filter on ``{id, version}`` is no compare-and-set on FerretDB 1.x (``claims`` says why and how). Driver
+errors become BackendUnavailableError; data that the server refuses becomes ValidationError.
 """
 
 from __future__ import annotations
@@ -22,24 +11,16 @@ import asyncio
 import builtins
 import logging
 import re
-import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from bson.errors import BSONError
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, DeleteOne, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import (
-    BulkWriteError,
-    ConnectionFailure,
-    DuplicateKeyError,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from skalds.adapters.mongo.claims import CLAIM_GROUP, Change, ClaimedWrites, one_or_in
 from skalds.adapters.mongo.documents import task_from_document, task_to_document
 from skalds.domain.errors import (
     BackendUnavailableError,
@@ -56,10 +37,6 @@ log = logging.getLogger(__name__)
 _A = TypeVar("_A")
 _B = TypeVar("_B")
 
-CLAIM_GROUP = 100  # changes claimed, read and released per round trip
-BULK_STATEMENTS = 16  # statements per bulk write command (FerretDB holds a connection per statement)
-BULK_IN_FLIGHT = 2  # bulk commands in flight per group: FerretDB's SQLite uses both cores, not more
-DUPLICATE_KEY = 11000
 REFUSED_DATA_CODES = frozenset({2, 14, 52, 55, 56, 57})  # BadValue, TypeMismatch, bad field names
 
 Document = dict[str, Any]
@@ -131,24 +108,6 @@ async def mongo_task_repository(
         await client.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Change:
-    task_id: str
-    expected: int
-    fields: Document | None  # None: delete the task
-
-    @property
-    def claim_id(self) -> str:
-        return f"{self.expected}:{self.task_id}"  # the version is an int: the first ":" splits it off
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    kind: Literal["won", "busy", "stale", "missing", "refused"]
-    found: int | None = None  # the stored version, for "stale"
-    error: OperationFailure | None = None  # what the server said, for "refused"
-
-
 class MongoTaskRepository(TaskRepository):
     """The caller owns ``client`` (``mongo_task_repository`` makes and closes one); call ``prepare`` once."""
 
@@ -171,10 +130,8 @@ class MongoTaskRepository(TaskRepository):
                 "mongo.database", f"{database!r} cannot be a database name: {error}"
             ) from None
         self._tasks: AsyncCollection[Document] = db[collection]
-        self._claims: AsyncCollection[Document] = db[f"{collection}.claims"]
-        self._lease_ms = claim_lease_ms
-        self._busy_wait_s = busy_wait_s  # how long a single write waits for a concurrent writer's claim
-        self._unreleased: list[tuple[list[str], str]] = []  # claims a failed release left: retried later
+        claims: AsyncCollection[Document] = db[f"{collection}.claims"]
+        self._writes = ClaimedWrites(self._tasks, claims, lease_ms=claim_lease_ms, busy_wait_s=busy_wait_s)
 
     async def ping(self) -> None:
         with self._errors():
@@ -187,7 +144,7 @@ class MongoTaskRepository(TaskRepository):
             for index in INDEXES:  # one per call: FerretDB 1.24 panics re-creating several at once (verified)
                 if index.document["name"] not in existing:
                     await self._tasks.create_indexes([index])
-            await self._claims.delete_many({"at": {"$lt": _wall_ms() - self._lease_ms}})
+            await self._writes.drop_expired()
 
     async def get(self, task_id: str) -> Task:
         with self._errors():
@@ -224,18 +181,18 @@ class MongoTaskRepository(TaskRepository):
                 raise TaskAlreadyExistsError(task.id) from None
 
     async def update(self, task: Task, expected_version: int) -> None:
-        await self._change_one(_Change(task.id, expected_version, task_to_document(task)))
+        await self._change_one(Change(task.id, expected_version, task_to_document(task)))
 
     async def delete(self, task_id: str, expected_version: int) -> None:
-        await self._change_one(_Change(task_id, expected_version, None))
+        await self._change_one(Change(task_id, expected_version, None))
 
     async def update_many(self, updates: Sequence[tuple[Task, int]]) -> Sequence[str]:
-        changes = [_Change(task.id, expected, task_to_document(task)) for task, expected in updates]
+        changes = [Change(task.id, expected, task_to_document(task)) for task, expected in updates]
         lost: list[str] = []
         with self._errors():
             for start in range(0, len(changes), CLAIM_GROUP):
                 group = changes[start : start + CLAIM_GROUP]
-                for change, outcome in zip(group, await self._apply(group), strict=True):
+                for change, outcome in zip(group, await self._writes.apply(group), strict=True):
                     if outcome.kind == "won":
                         continue
                     lost.append(change.task_id)
@@ -262,7 +219,7 @@ class MongoTaskRepository(TaskRepository):
     async def count_by_executor(self, statuses: frozenset[TaskStatus]) -> Mapping[str, int]:
         if not statuses:
             return {}
-        match = {"lifecycleStatus": _one_or_in(statuses), "executor": {"$ne": None}}
+        match = {"lifecycleStatus": one_or_in(statuses), "executor": {"$ne": None}}
         rows = await self._aggregate(
             [{"$match": match}, {"$group": {"_id": "$executor", "count": {"$sum": 1}}}]
         )
@@ -273,17 +230,10 @@ class MongoTaskRepository(TaskRepository):
             cursor = await self._tasks.aggregate(pipeline)
             return await cursor.to_list(None)
 
-    async def _change_one(self, change: _Change) -> None:
-        """One compare-and-set; waits out a concurrent writer's claim so a conflict means a real change."""
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + self._busy_wait_s, 0.002
+    async def _change_one(self, change: Change) -> None:
+        """One compare-and-set, its outcome as ours: a missing task, a conflict, or refused data."""
         with self._errors():
-            while (outcome := (await self._apply([change]))[0]).kind == "busy" and loop.time() < deadline:
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.1)
-            if outcome.kind == "busy":  # the other writer is still at it: report what is stored now
-                found = (await self._current([change.task_id])).get(change.task_id)
-                outcome = _Outcome("missing") if found is None else _Outcome("stale", found=found[1])
+            outcome = await self._writes.apply_one(change)
         if outcome.kind == "missing":
             raise TaskNotFoundError(change.task_id)
         if outcome.kind == "stale":
@@ -292,130 +242,6 @@ class MongoTaskRepository(TaskRepository):
             assert outcome.error is not None
             with self._errors():
                 raise outcome.error
-
-    async def _apply(self, changes: Sequence[_Change]) -> builtins.list[_Outcome]:
-        """Claim, read, write the winners, release: four round trips for up to CLAIM_GROUP changes."""
-        owner = secrets.token_hex(8)
-        try:
-            held = await self._claim([change.claim_id for change in changes], owner)
-        except (ConnectionFailure, asyncio.CancelledError):  # some may be stored: release them all later
-            self._unreleased.append(([change.claim_id for change in changes], owner))
-            raise
-        claimed = [changes[i].claim_id for i in sorted(held)]
-        try:
-            current = await self._current(sorted({changes[i].task_id for i in held}))
-            outcomes: list[_Outcome] = []
-            winners: list[tuple[int, Any]] = []
-            for i, change in enumerate(changes):
-                found = current.get(change.task_id)
-                if i not in held:
-                    outcomes.append(_Outcome("busy"))
-                elif found is None:
-                    outcomes.append(_Outcome("missing"))
-                elif found[1] != change.expected:
-                    outcomes.append(_Outcome("stale", found=found[1]))
-                else:
-                    outcomes.append(_Outcome("won"))
-                    winners.append((i, found[0]))
-            for i, error in (await self._write([(changes[i], doc_id) for i, doc_id in winners])).items():
-                outcomes[winners[i][0]] = _Outcome("refused", error=error)
-        except (ConnectionFailure, asyncio.CancelledError):  # the server is away: release on a later write
-            self._unreleased.append((claimed, owner))
-            raise
-        except BaseException:
-            await self._release(claimed, owner)
-            raise
-        if await self._release(claimed, owner):  # the server answers: a good time for leftovers
-            await self._release_unreleased()
-        return outcomes
-
-    async def _claim(self, claim_ids: builtins.list[str], owner: str) -> set[int]:
-        """Positions whose claim we now hold; a claim older than the lease is broken and retried once."""
-        now = _wall_ms()
-        refused = await self._insert_claims(claim_ids, range(len(claim_ids)), owner, now)
-        if refused:
-            stale = {"_id": _one_or_in(claim_ids[i] for i in refused), "at": {"$lt": now - self._lease_ms}}
-            if (await self._claims.delete_many(stale)).deleted_count:
-                refused = await self._insert_claims(claim_ids, sorted(refused), owner, now)
-        return set(range(len(claim_ids))) - refused
-
-    async def _insert_claims(
-        self, claim_ids: builtins.list[str], positions: Sequence[int], owner: str, now: int
-    ) -> set[int]:
-        docs = [{"_id": claim_ids[i], "owner": owner, "at": now} for i in positions]
-        try:
-            await self._claims.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            problems = error.details.get("writeErrors", [])
-            if any(problem.get("code") != DUPLICATE_KEY for problem in problems):
-                raise
-            return {positions[problem["index"]] for problem in problems}
-        return set()
-
-    async def _current(self, task_ids: builtins.list[str]) -> dict[str, tuple[Any, int]]:
-        """Stored ``_id`` and version per task id; a document without ``version`` (upstream's) is at 1."""
-        found: dict[str, tuple[Any, int]] = {}
-        if not task_ids:
-            return found
-        fields = {"id": 1, "version": 1}
-        for doc in await self._tasks.find({"_id": _one_or_in(task_ids)}, fields).to_list(None):
-            if doc.get("id") == doc["_id"]:
-                found[doc["id"]] = (doc["_id"], int(doc.get("version") or 1))
-        if missing := [task_id for task_id in task_ids if task_id not in found]:  # upstream's ObjectId _ids
-            for doc in await self._tasks.find({"id": _one_or_in(missing)}, fields).to_list(None):
-                found[doc["id"]] = (doc["_id"], int(doc.get("version") or 1))
-        return found
-
-    async def _write(self, writes: builtins.list[tuple[_Change, Any]]) -> dict[int, OperationFailure]:
-        """Unordered bulk writes in small commands. A command the server refuses is redone one statement
-        at a time (harmless: we still hold the claims) to find the write it refused."""
-        refused: dict[int, OperationFailure] = {}
-        in_flight = asyncio.Semaphore(BULK_IN_FLIGHT)
-
-        async def write_chunk(start: int) -> None:
-            chunk = writes[start : start + BULK_STATEMENTS]
-            async with in_flight:
-                try:
-                    await self._tasks.bulk_write(
-                        [_operation(c, doc_id) for c, doc_id in chunk], ordered=False
-                    )
-                    return
-                except (OperationFailure, KeyError):  # FerretDB's reply to a refused update lacks nModified
-                    pass
-                for offset, (change, doc_id) in enumerate(chunk):
-                    try:
-                        if change.fields is None:
-                            await self._tasks.delete_one({"_id": doc_id})
-                        else:
-                            await self._tasks.update_one({"_id": doc_id}, {"$set": change.fields})
-                    except OperationFailure as error:
-                        refused[start + offset] = error
-
-        results = await asyncio.gather(
-            *(write_chunk(start) for start in range(0, len(writes), BULK_STATEMENTS)), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return refused
-
-    async def _release(self, claim_ids: builtins.list[str], owner: str) -> bool:
-        """Best effort: the writes are done, so a failure here must not report them failed."""
-        if not claim_ids:
-            return True
-        try:
-            await self._claims.delete_many({"_id": _one_or_in(claim_ids), "owner": owner})
-        except PyMongoError as error:
-            log.warning("could not release %d write claims (retried later): %s", len(claim_ids), error)
-            self._unreleased.append((claim_ids, owner))
-            return False
-        return True
-
-    async def _release_unreleased(self) -> None:
-        while self._unreleased:
-            claim_ids, owner = self._unreleased.pop()
-            if not await self._release(claim_ids, owner):  # put back; the next success retries
-                return
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -443,12 +269,6 @@ async def _both(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B]:
     return a, b  # type: ignore[return-value]
 
 
-def _operation(change: _Change, doc_id: Any) -> UpdateOne | DeleteOne:
-    if change.fields is None:
-        return DeleteOne({"_id": doc_id})
-    return UpdateOne({"_id": doc_id}, {"$set": change.fields})
-
-
 def _filter(query: TaskQuery) -> Document:
     where: Document = {}
     statuses = query.statuses
@@ -456,7 +276,7 @@ def _filter(query: TaskQuery) -> Document:
         statuses = _FAILED if statuses is None else statuses & _FAILED
         where["retryAt"] = {"$lte": query.retry_due_by}
     if statuses is not None:
-        where["lifecycleStatus"] = _one_or_in(statuses)
+        where["lifecycleStatus"] = one_or_in(statuses)
     if query.class_name is not None:
         where["className"] = query.class_name
     if query.id_contains:
@@ -464,14 +284,8 @@ def _filter(query: TaskQuery) -> Document:
     if query.executor is not None:
         where["executor"] = query.executor
     if query.modes is not None:
-        where["mode"] = _one_or_in(query.modes)
+        where["mode"] = one_or_in(query.modes)
     return where
-
-
-def _one_or_in(values: Any) -> Any:
-    """An equality for one value (FerretDB uses its index only for a plain ``_id`` equality), else ``$in``."""
-    listed = sorted(str(value) for value in values)
-    return listed[0] if len(listed) == 1 else {"$in": listed}
 
 
 def _decoded(docs: list[Document]) -> list[Task]:
@@ -493,7 +307,3 @@ def _hosts(client: MongoClient) -> str:
 def _brief(error: Exception) -> str:
     text = str(error).split(", Timeout:", 1)[0]  # drop the topology dump of a server selection timeout
     return f"{type(error).__name__}: {text[:300]}"
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
