@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import libversion
 from confluent_kafka.admin import AdminClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine, service_address
 from skalds.adapters.kafka.event_bus import KafkaEventBus
 from skalds.domain.commands import CancelTask
 from skalds.domain.events import TaskCreated
@@ -104,11 +105,6 @@ def row(name: str, timings: list[float]) -> str:
     return f"| {name} | {len(timings)} | {statistics.median(ordered):.2f} | {p99:.2f} | {ordered[-1]:.2f} |"
 
 
-def machine() -> str:
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"{python}, {platform.machine()}, {os.cpu_count()} CPUs, librdkafka {libversion()[0]}"
-
-
 async def main(bootstrap: str, quick: bool) -> None:
     samples, throughput_total = (200, 5_000) if quick else (500, 20_000)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
@@ -118,7 +114,8 @@ async def main(bootstrap: str, quick: bool) -> None:
     await bus.start()
     try:
         commands, events = Arrivals(bus.commands("bench-node")), Arrivals(bus.events())
-        print(f"# Skalds Kafka event bus benchmark — {machine()}, broker {bootstrap}")
+        client = f"librdkafka {libversion()[0]}"
+        print(f"# Skalds Kafka event bus benchmark — {machine()}, {client}, broker {bootstrap}")
         print()
         print("## One message at a time, after a warm-up (target <= 5 ms p50 per hop)")
         print()
@@ -167,10 +164,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer messages, for a smoke run")
     args = parser.parse_args()
-    kafka_bootstrap = os.environ.get("SKALDS_KAFKA_BOOTSTRAP", "").strip()
-    if not kafka_bootstrap:
-        sys.exit(
-            "SKALDS_KAFKA_BOOTSTRAP is not set: point it at a running broker, e.g. after "
-            "`ci/services.py start --only kafka`, `set -a; . .services/env; set +a`"
-        )
+    kafka_bootstrap = service_address("SKALDS_KAFKA_BOOTSTRAP", "Kafka broker")
     asyncio.run(main(kafka_bootstrap, args.quick))

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine, service_address, timed_ms
 from skalds.adapters.mongo.repository import MongoClient, MongoTaskRepository, mongo_client, redacted
 from skalds.domain.ports import TaskOrder, TaskQuery
 from skalds.domain.task import Task, TaskMode, TaskStatus, evolve, new_task
@@ -91,15 +91,6 @@ async def transitions(
     return run
 
 
-async def timed_ms(call: Callable[[], Awaitable[object]], repeats: int) -> list[float]:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        await call()
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
-
-
 def p99(values: list[float]) -> float:
     return sorted(values)[min(len(values) - 1, int(len(values) * 0.99))]
 
@@ -112,11 +103,6 @@ async def server(client: MongoClient) -> str:
         if ferret
         else f"MongoDB {info.get('version')}"
     )
-
-
-def machine() -> str:
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"{python}, {platform.machine()}, {os.cpu_count()} CPUs"
 
 
 async def main(url: str, quick: bool, size: int | None) -> None:
@@ -187,10 +173,5 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="3 s per mode instead of 10, fewer reads")
     parser.add_argument("--tasks", type=int, help="stored tasks, at least 1,000 (the default)")
     args = parser.parse_args()
-    mongo_url = os.environ.get("SKALDS_MONGO_URL", "").strip()
-    if not mongo_url:
-        sys.exit(
-            "SKALDS_MONGO_URL is not set: point it at a running MongoDB or FerretDB, e.g. after "
-            "`ci/services.py start --only mongo`, `set -a; . .services/env; set +a`"
-        )
+    mongo_url = service_address("SKALDS_MONGO_URL", "MongoDB-wire server")
     asyncio.run(main(mongo_url, args.quick, args.tasks))

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.utils import HIREDIS_AVAILABLE
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine, service_address, timed_ms
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.redis.live_state import RedisLiveStateStore, redis_client
 from skalds.adapters.system import SystemClock
@@ -76,15 +76,6 @@ async def in_memory_gather(clock: SystemClock, count: int, at_once: int) -> floa
     return count / (time.perf_counter() - started)
 
 
-async def timed_ms(call: Callable[[], Awaitable[object]], repeats: int) -> list[float]:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        await call()
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
-
-
 async def delete_prefix(client: Redis, prefix: str) -> None:
     batch: list[bytes] = []
     async for key in client.scan_iter(match=f"{prefix}*", count=5_000):
@@ -99,11 +90,6 @@ async def delete_prefix(client: Redis, prefix: str) -> None:
 async def server_version(client: Redis) -> str:
     info = await client.info("server")
     return str(info.get("redis_version", "?"))
-
-
-def machine() -> str:
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"{python}, {platform.machine()}, {os.cpu_count()} CPUs"
 
 
 async def main(url: str, quick: bool) -> None:
@@ -160,10 +146,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer writes and repeats, for a smoke run")
     args = parser.parse_args()
-    redis_url = os.environ.get("SKALDS_REDIS_URL", "").strip()
-    if not redis_url:
-        sys.exit(
-            "SKALDS_REDIS_URL is not set: point it at a running Redis, e.g. after "
-            "`ci/services.py start --only redis`, `set -a; . .services/env; set +a`"
-        )
+    redis_url = service_address("SKALDS_REDIS_URL", "Redis")
     asyncio.run(main(redis_url, args.quick))
