@@ -81,7 +81,7 @@ def parse_upstream_inventory(raw: bytes | str | Mapping[str, Any]) -> UpstreamIn
 def _parse(model: type[_Model], raw: bytes | str | Mapping[str, Any]) -> _Model:
     """The payload as ``model``, or ValidationError naming the first bad wire field ("payload": not JSON)."""
     try:
-        return model.model_validate(_decoded(raw))
+        return model.model_validate(json_object(raw))
     except PydanticValidationError as error:
         problems = error.errors()
         first = problems[0]
@@ -90,7 +90,10 @@ def _parse(model: type[_Model], raw: bytes | str | Mapping[str, Any]) -> _Model:
         raise ValidationError(field, first["msg"] + more) from None
 
 
-def _decoded(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+def json_object(raw: bytes | str | Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A message value as a JSON object, or ValidationError on "payload" saying why it is not one."""
+    if raw is None:
+        raise ValidationError("payload", "the message has no value")
     if isinstance(raw, Mapping):
         return raw
     try:

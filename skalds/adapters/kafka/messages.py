@@ -23,7 +23,12 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from skalds.adapters.codecs import UpstreamTaskEvent, UpstreamTaskWorkerUpdate, parse_upstream_task_event
+from skalds.adapters.codecs import (
+    UpstreamTaskEvent,
+    UpstreamTaskWorkerUpdate,
+    json_object,
+    parse_upstream_task_event,
+)
 from skalds.domain.commands import NodeCommand, UpdateTaskAttachments
 from skalds.domain.errors import ValidationError
 from skalds.domain.events import DomainEvent
@@ -103,18 +108,6 @@ def _dumps(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=_plain).encode()
 
 
-def _json_object(value: bytes | None) -> dict[str, Any]:
-    if value is None:
-        raise ValidationError("payload", "the message has no value")
-    try:
-        payload = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValidationError("payload", f"not UTF-8 JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise ValidationError("payload", f"expected a JSON object, got {type(payload).__name__}")
-    return payload
-
-
 class WireCodec:
     """Built once per bus: walking the class hierarchy is start-up work, not import-time work."""
 
@@ -127,7 +120,7 @@ class WireCodec:
         return _dumps({"type": type(event).__name__, **shape.wire_values(event)})
 
     def decode_event(self, value: bytes | None) -> DomainEvent:
-        payload = _json_object(value)
+        payload = json_object(value)
         kind = payload.get("type")
         if not isinstance(kind, str):
             raise ValidationError("type", "missing; expected an event class name such as 'TaskCreated'")
@@ -158,7 +151,7 @@ class WireCodec:
         return _dumps({**envelope, "skalds": extras})
 
     def decode_command(self, value: bytes | None) -> NodeCommand:
-        payload = _json_object(value)
+        payload = json_object(value)
         envelope = parse_upstream_task_event(payload)
         extras = payload.get("skalds")
         if envelope.recipient is None or extras is None:
