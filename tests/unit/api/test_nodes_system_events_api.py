@@ -158,3 +158,15 @@ async def test_prometheus_metrics_count_tasks_nodes_dispatch_and_alerts(api: Api
     assert 'skalds_dispatch_queue_wait_ms_bucket{le="+Inf"} 1.0' in text
     assert "skalds_heartbeats_processed_total" in text
     assert 'skalds_alerts_fired_total{rule="node_offline"} 1.0' in text
+
+
+async def test_a_client_that_hangs_up_leaves_the_feed(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.base_url) as http:
+        async with http.stream("GET", "/api/events/tasks") as response:
+            await read_frames(response.aiter_lines(), 1)
+            assert (await http.get("/api/events/status")).json()["connectedClients"] == 1
+        for _ in range(100):
+            if (await http.get("/api/events/status")).json()["connectedClients"] == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert (await http.get("/api/events/status")).json()["connectedClients"] == 0

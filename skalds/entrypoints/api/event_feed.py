@@ -1,0 +1,143 @@
+"""The API process's one subscription to the event stream, fanned out to every connected SSE client.
+
+Frames are numbered in arrival order and encoded once, as the exact bytes of an SSE message, however many
+clients want them; the last ``replay`` are kept so a reconnecting browser's ``Last-Event-ID`` resumes from
+there. Each client has its own bounded mailbox: a slow client loses its oldest frames (and is told how
+many), never slows the others. Keep-alive comments go out from one timer for all clients, only to those
+that were sent nothing since the previous tick, so an idle stream stays open through proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from skalds.domain.events import DomainEvent
+from skalds.domain.ports import EventSubscriber
+from skalds.entrypoints.api.frames import Stream, frame_for
+
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+def sse_message(data: str, number: int | None = None) -> bytes:
+    """One SSE message; ``data`` is compact JSON, so it never holds a line break."""
+    head = f"id: {number}\n" if number is not None else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+@dataclass(slots=True, eq=False)  # identity, so clients can live in a set
+class FeedClient:
+    """One connected stream: what it wants, and the frames waiting for it."""
+
+    stream: Stream
+    capacity: int
+    task_id: str | None = None
+    node_id: str | None = None
+    pending: deque[bytes] = field(default_factory=deque)
+    dropped: int = 0
+    closed: bool = False
+    sent_since_tick: bool = False
+    _waiter: asyncio.Future[None] | None = None
+
+    def wants(self, stream: Stream, frame: dict[str, Any]) -> bool:
+        if stream is not self.stream:
+            return False
+        if self.task_id is not None and frame.get("taskId") != self.task_id:
+            return False
+        return self.node_id is None or frame.get("skaldId") == self.node_id
+
+    def offer(self, message: bytes) -> None:
+        if len(self.pending) >= self.capacity:
+            self.pending.popleft()
+            self.dropped += 1
+        self.pending.append(message)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    async def next_batch(self) -> bytes:
+        """Everything waiting, as one write (a burst costs one send, not one per frame); empty once closed."""
+        while not self.pending and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.closed:
+            return b""
+        batch = b"".join(self.pending)
+        self.pending.clear()
+        if self.dropped:
+            notice = json.dumps({"type": "frames_dropped", "data": {"count": self.dropped}})
+            self.dropped = 0
+            batch = sse_message(notice) + batch
+        self.sent_since_tick = True
+        return batch
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+@dataclass(slots=True)
+class EventFeed:
+    client_capacity: int = 1_000
+    replay: int = 5_000
+    keep_alive_s: float = 15.0
+    recent: deque[tuple[int, Stream, dict[str, Any], bytes]] = field(init=False)
+    clients: set[FeedClient] = field(default_factory=set)
+    counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.recent = deque(maxlen=self.replay)
+
+    def publish(self, event: DomainEvent) -> None:
+        found = frame_for(event)
+        if found is None:
+            return
+        stream, frame = found
+        self.counter += 1
+        message = sse_message(json.dumps(frame, separators=(",", ":")), self.counter)
+        self.recent.append((self.counter, stream, frame, message))
+        for client in self.clients:
+            if client.wants(stream, frame):
+                client.offer(message)
+
+    async def run(self, subscriber: EventSubscriber) -> None:
+        """Feed clients from the event stream, and keep idle streams alive, until cancelled."""
+        keeping_alive = asyncio.create_task(self._keep_alive(), name="SSE keep-alive")
+        subscription = subscriber.events()
+        try:
+            async for event in subscription:
+                self.publish(event)
+        finally:
+            keeping_alive.cancel()
+            await asyncio.shield(subscription.close())
+
+    def connect(
+        self, stream: Stream, *, task_id: str | None, node_id: str | None, after: int | None
+    ) -> FeedClient:
+        client = FeedClient(stream=stream, capacity=self.client_capacity, task_id=task_id, node_id=node_id)
+        if after is not None:
+            for number, kind, frame, message in self.recent:
+                if number > after and client.wants(kind, frame):
+                    client.offer(message)
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, client: FeedClient) -> None:
+        client.close()
+        self.clients.discard(client)
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.keep_alive_s)
+            for client in self.clients:
+                if not client.sent_since_tick and not client.pending:
+                    client.offer(KEEP_ALIVE)
+                client.sent_since_tick = False

@@ -1,0 +1,99 @@
+"""The SSE fan-out: what each client receives, and why a slow or idle one harms nobody else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from skalds.adapters.memory.event_bus import InMemoryEventBus
+from skalds.domain.events import TaskCreated
+from skalds.domain.task import DesiredState, TaskStatus
+from skalds.entrypoints.api.event_feed import KEEP_ALIVE, EventFeed
+from skalds.entrypoints.api.frames import Stream
+
+
+def created(task_id: str, at: int = 1) -> TaskCreated:
+    return TaskCreated(
+        at=at,
+        task_id=task_id,
+        version=1,
+        from_status=None,
+        to_status=TaskStatus.CREATED,
+        desired_state=DesiredState.RUN,
+        class_name="Demo",
+    )
+
+
+def messages(batch: bytes) -> list[dict[str, object]]:
+    """The JSON data of every message in a batch, keep-alive comments left out."""
+    found = []
+    for message in batch.decode().split("\n\n"):
+        for line in message.splitlines():
+            if line.startswith("data: "):
+                found.append(json.loads(line.removeprefix("data: ")))
+    return found
+
+
+async def test_each_frame_is_encoded_once_numbered_and_sent_to_the_clients_that_want_it() -> None:
+    feed = EventFeed()
+    everyone = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    only_t2 = feed.connect(Stream.TASKS, task_id="t2", node_id=None, after=None)
+    nodes = feed.connect(Stream.SKALDS, task_id=None, node_id=None, after=None)
+    feed.publish(created("t1"))
+    feed.publish(created("t2"))
+    assert [m["taskId"] for m in messages(await everyone.next_batch())] == ["t1", "t2"]
+    assert [m["taskId"] for m in messages(await only_t2.next_batch())] == ["t2"]
+    assert not nodes.pending
+    assert everyone.pending == only_t2.pending  # both drained
+    assert feed.recent[1][3].startswith(b"id: 2\n")
+
+
+async def test_a_slow_client_loses_its_oldest_frames_is_told_how_many_and_others_get_all() -> None:
+    feed = EventFeed(client_capacity=3)
+    slow = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    fast = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    received: list[str] = []
+    for i in range(5):
+        feed.publish(created(f"t{i}"))
+        received += [str(m["taskId"]) for m in messages(await fast.next_batch())]
+    got = messages(await slow.next_batch())
+    assert received == ["t0", "t1", "t2", "t3", "t4"]
+    assert got[0] == {"type": "frames_dropped", "data": {"count": 2}}
+    assert [m["taskId"] for m in got[1:]] == ["t2", "t3", "t4"]
+
+
+async def test_a_reconnecting_client_gets_what_it_missed_after_its_last_event_id() -> None:
+    feed = EventFeed()
+    for i in range(4):
+        feed.publish(created(f"t{i}"))
+    back = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=2)
+    assert [m["taskId"] for m in messages(await back.next_batch())] == ["t2", "t3"]
+
+
+async def test_events_from_the_bus_reach_clients_and_only_idle_ones_get_a_keep_alive() -> None:
+    bus = InMemoryEventBus()
+    feed = EventFeed(keep_alive_s=0.05)
+    idle = feed.connect(Stream.TASKS, task_id="nothing-happens", node_id=None, after=None)
+    busy = feed.connect(Stream.TASKS, task_id="t1", node_id=None, after=None)
+    running = asyncio.create_task(feed.run(bus))
+    try:
+        await asyncio.sleep(0.01)
+        await bus.publish(created("t1"))
+        assert [m["taskId"] for m in messages(await asyncio.wait_for(busy.next_batch(), 1))] == ["t1"]
+        assert await asyncio.wait_for(idle.next_batch(), 1) == KEEP_ALIVE
+        assert not busy.pending  # it was sent a frame in that tick
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_disconnected_client_leaves_the_feed_and_its_writer_stops() -> None:
+    feed = EventFeed()
+    client = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    waiting = asyncio.create_task(client.next_batch())
+    await asyncio.sleep(0)
+    feed.disconnect(client)
+    assert await asyncio.wait_for(waiting, 1) == b""
+    assert client not in feed.clients
+    feed.publish(created("t1"))
+    assert not client.pending
