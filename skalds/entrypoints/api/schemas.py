@@ -15,7 +15,7 @@ from skalds.application.queries import NodeView, Summary
 from skalds.domain.alerts import Alert
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import NodeHealth, NodeMode
-from skalds.domain.task import MAX_PRIORITY, MIN_PRIORITY, Task, TaskStatus
+from skalds.domain.task import MAX_PRIORITY, MIN_PRIORITY, TaskStatus
 from skalds.domain.upstream_codes import to_upstream_code
 
 
@@ -44,47 +44,6 @@ class UpdateStatusRequest(_Request):
 class UpdateAttachmentsRequest(_Request):
     attachments: dict[str, Any]
     expected_version: int | None = Field(default=None, ge=1)
-
-
-def task_json(
-    task: Task, report: HeartbeatReport | None = None, pending_reason: str | None = None
-) -> dict[str, Any]:
-    """Upstream's TaskResponse (``heartbeat`` as its integer code, ``error``, ``exception``) plus ours."""
-    failed = task.lifecycle_status is TaskStatus.FAILED
-    return {
-        "id": task.id,
-        "className": task.class_name,
-        "lifecycleStatus": task.lifecycle_status.value,
-        "executor": task.executor,
-        "createDateTime": task.create_date_time,
-        "updateDateTime": task.update_date_time,
-        "mode": task.mode.value,
-        "attachments": dict(task.attachments),
-        "heartbeat": to_upstream_code(report) if report is not None else 0,
-        "error": report.error if report is not None and not failed else None,
-        "exception": task.last_error if failed else None,
-        "priority": task.priority,
-        "source": task.source,
-        "name": task.name,
-        "description": task.description,
-        "deadlineDateTime": task.deadline_date_time,
-        "dependencies": list(task.dependencies),
-        "requiredLabels": dict(task.required_labels),
-        "isPersistent": task.is_persistent,
-        "desiredState": task.desired_state.value,
-        "version": task.version,
-        "attempt": task.attempt,
-        "maxAttempts": task.max_attempts,
-        "assignedAt": task.assigned_at,
-        "startedAt": task.started_at,
-        "finishedAt": task.finished_at,
-        "lastError": task.last_error,
-        "retryAt": task.retry_at,
-        "attachmentsVersion": task.attachments_version,
-        "appliedAttachmentsVersion": task.applied_attachments_version,
-        "progress": report.progress if report is not None else None,
-        "pendingReason": pending_reason,
-    }
 
 
 def heartbeat_json(report: HeartbeatReport) -> dict[str, Any]:

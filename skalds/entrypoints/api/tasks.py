@@ -18,8 +18,8 @@ from skalds.entrypoints.api.schemas import (
     UpdateStatusRequest,
     heartbeat_json,
     success,
-    task_json,
 )
+from skalds.entrypoints.api.task_responses import TaskPageResponse, TaskResponse, task_response
 
 
 def _status(value: str | None) -> frozenset[TaskStatus] | None:
@@ -33,9 +33,9 @@ def _status(value: str | None) -> frozenset[TaskStatus] | None:
     )
 
 
-async def _one(services: Services, task: Task) -> dict[str, Any]:
+async def _one(services: Services, task: Task) -> TaskResponse:
     report = await services.queries.latest_heartbeat(task.id)
-    return task_json(task, report, services.dispatcher.pending_reason(task.id))
+    return task_response(task, report, services.dispatcher.pending_reason(task.id))
 
 
 class TaskController(Controller):
@@ -51,7 +51,7 @@ class TaskController(Controller):
         class_name: Annotated[str | None, Parameter(query="className")] = None,
         executor: str | None = None,
         id_contains: Annotated[str | None, Parameter(query="id", max_length=200)] = None,
-    ) -> dict[str, Any]:
+    ) -> TaskPageResponse:
         """Newest first. ``id`` matches as plain text inside the id; ``lifecycleStatus`` ignores case."""
         query = TaskQuery(
             statuses=_status(lifecycle_status),
@@ -65,13 +65,12 @@ class TaskController(Controller):
         reports = await services.live_state.latest_heartbeats(
             [t.id for t in found.items if t.lifecycle_status in LIVE]
         )
-        items = [
-            task_json(t, reports.get(t.id), services.dispatcher.pending_reason(t.id)) for t in found.items
-        ]
-        return {"items": items, "total": found.total, "page": page, "pageSize": page_size}
+        pending = services.dispatcher.pending_reason
+        items = [task_response(t, reports.get(t.id), pending(t.id)) for t in found.items]
+        return TaskPageResponse(items=items, total=found.total, page=page, page_size=page_size)
 
     @post(["/", ""], status_code=201)
-    async def create_task(self, services: Services, data: dict[str, Any]) -> dict[str, Any]:
+    async def create_task(self, services: Services, data: dict[str, Any]) -> TaskResponse:
         request = CreateTaskRequest.model_validate(data)
         task = await services.tasks.create(
             TaskDraft(
@@ -88,14 +87,14 @@ class TaskController(Controller):
                 max_attempts=request.max_attempts,
             )
         )
-        return task_json(task)
+        return task_response(task)
 
     @get("/classnames")
     async def class_names(self, services: Services) -> list[str]:
         return list(await services.tasks.class_names())
 
     @get("/{task_id:str}")
-    async def get_task(self, services: Services, task_id: str) -> dict[str, Any]:
+    async def get_task(self, services: Services, task_id: str) -> TaskResponse:
         return await _one(services, await services.tasks.get(task_id))
 
     @get("/{task_id:str}/heartbeat")
@@ -158,17 +157,17 @@ class TaskController(Controller):
         )
 
     @post("/{task_id:str}/cancel", status_code=200)
-    async def cancel(self, services: Services, task_id: str) -> dict[str, Any]:
+    async def cancel(self, services: Services, task_id: str) -> TaskResponse:
         return await _one(services, await services.tasks.cancel(task_id))
 
     @post("/{task_id:str}/pause", status_code=200)
-    async def pause(self, services: Services, task_id: str) -> dict[str, Any]:
+    async def pause(self, services: Services, task_id: str) -> TaskResponse:
         return await _one(services, await services.tasks.pause(task_id))
 
     @post("/{task_id:str}/resume", status_code=200)
-    async def resume(self, services: Services, task_id: str) -> dict[str, Any]:
+    async def resume(self, services: Services, task_id: str) -> TaskResponse:
         return await _one(services, await services.tasks.resume(task_id))
 
     @post("/{task_id:str}/retry", status_code=200)
-    async def retry(self, services: Services, task_id: str) -> dict[str, Any]:
+    async def retry(self, services: Services, task_id: str) -> TaskResponse:
         return await _one(services, await services.tasks.retry(task_id))
