@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: test check lint typecheck layers unit integration bench clean
+.PHONY: test check lint typecheck layers unit integration bench up clean
 
 test: check unit integration
 
@@ -42,6 +42,10 @@ BENCH_SCRIPTS := bench/dispatch_and_monitor.py bench/worker_latency.py bench/api
 # One set of real services for every bench script (those that need none ignore them).
 bench: $(STAMP)
 	$(BIN)/python ci/services.py run -- sh -c 'for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done'
+
+# The README's run command: everything in one process, in memory (PORT=8000 unless given).
+up: $(STAMP)
+	$(BIN)/skalds up --port $(or $(PORT),8000)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

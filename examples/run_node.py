@@ -3,9 +3,9 @@
 Worker processes start from a forkserver, which imports this file again: keep the ``__main__`` guard.
 """
 
-from examples.workers import CountdownWorker, StreamWorker
 from skalds import Skald
 from skalds.config import load_settings
+from skalds.examples import CountdownWorker, StreamWorker
 
 if __name__ == "__main__":
     skald = Skald(load_settings())

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time ``__getattr__`` imports on first use
+    from skalds.entrypoints.node import Skald, Skalds
+    from skalds.worker.base import (
+        BaseTaskWorker,
+        pause_handler,
+        release_handler,
+        resume_handler,
+        run_after_handler,
+        run_before_handler,
+        run_main_handler,
+        update_event_handler,
+    )
+    from skalds.worker.context import TaskCancelled, WorkerContext
 
 try:
     __version__ = version("skalds")
@@ -30,6 +44,22 @@ _PUBLIC: dict[str, str] = {
     "Skalds": "skalds.entrypoints.node",
 }
 """Public name -> defining module, imported on first use."""
+
+
+__all__ = [
+    "BaseTaskWorker",
+    "Skald",
+    "Skalds",
+    "TaskCancelled",
+    "WorkerContext",
+    "pause_handler",
+    "release_handler",
+    "resume_handler",
+    "run_after_handler",
+    "run_before_handler",
+    "run_main_handler",
+    "update_event_handler",
+]
 
 
 def __getattr__(name: str) -> Any:

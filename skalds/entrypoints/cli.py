@@ -6,11 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError as PydanticValidationError
+
 import skalds
-from skalds.config import ControllerMode, Settings, SettingsError, load_settings
+from skalds.config import BackendSettings, ControllerMode, Settings, SettingsError, load_settings
 from skalds.domain.nodes import NodeMode
 from skalds.entrypoints.controller import run_controller
+from skalds.entrypoints.embedded import EXAMPLE_WORKERS, run_up
 from skalds.entrypoints.node import EXIT_CONFIG, run_node
+
+BACKEND_OPTIONS = {port: sorted(b.value for b in ok) for port, ok in BackendSettings.ALLOWED.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"skalds {skalds.__version__}")
     commands = parser.add_subparsers(dest="command")
+    up = commands.add_parser("up", help="all in one process: API, dashboard, dispatcher, monitor and a node")
+    up.add_argument("--config", metavar="FILE", help="settings YAML; the environment overrides it")
+    up.add_argument("--host", help="default: controller.host (127.0.0.1)")
+    up.add_argument("--port", type=int, help="default: controller.port (8000)")
+    up.add_argument(
+        "--worker", action="append", default=[], metavar="MODULE:CLASS", help="instead of the example workers"
+    )
+    up.add_argument("--no-examples", action="store_true", help="do not create the example tasks")
+    for port, choices in BACKEND_OPTIONS.items():
+        up.add_argument(
+            f"--{port.replace('_', '-')}",
+            choices=choices,
+            type=str.lower,
+            help=f"{port} backend (default: backends.{port}, memory)",
+        )
     node = commands.add_parser("node", help="run a skald node (modes: node, edge, single_process)")
     node.add_argument(
         "--mode", choices=[m.value for m in NodeMode], type=str.lower, help="default: node.mode"
@@ -41,9 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _controller_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
-    given = {"mode": args.mode and ControllerMode(args.mode), "host": args.host, "port": args.port}
+    mode = getattr(args, "mode", None)  # ``up`` has none: it is always DISPATCHER
+    given = {"mode": mode and ControllerMode(mode), "host": args.host, "port": args.port}
     overrides = {key: value for key, value in given.items() if value}
     return settings.model_copy(update={"controller": settings.controller.model_copy(update=overrides)})
+
+
+def _up_settings(args: argparse.Namespace) -> Settings:
+    settings = _controller_settings(args)
+    chosen = {port: getattr(args, port) for port in BACKEND_OPTIONS if getattr(args, port)}
+    if chosen:
+        backends = BackendSettings.model_validate({**settings.backends.model_dump(), **chosen})
+        settings = settings.model_copy(update={"backends": backends})
+    return settings
 
 
 def _node_settings(args: argparse.Namespace) -> Settings:
@@ -63,6 +93,13 @@ def _node_settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "up":
+        try:
+            settings = _up_settings(args)
+        except (SettingsError, PydanticValidationError) as error:
+            print(f"skalds up: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        return run_up(settings, worker_paths=args.worker or EXAMPLE_WORKERS, examples=not args.no_examples)
     if args.command == "controller":
         try:
             settings = _controller_settings(args)

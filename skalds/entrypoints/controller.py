@@ -31,13 +31,21 @@ async def _reach_backends(settings: Settings) -> None:
     await stop(container)
 
 
-def run_controller(settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def reach_backends(settings: Settings, command: str = "skalds controller") -> int | None:
+    """None when every backend answers; else the exit code, after one line naming the one that did not."""
     try:
         asyncio.run(_reach_backends(settings))
     except BackendUnavailableError as error:
-        print(f"skalds controller: cannot start: {error}", file=sys.stderr)
+        print(f"{command}: cannot start: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    return None
+
+
+def run_controller(settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    unreachable = reach_backends(settings)
+    if unreachable is not None:
+        return unreachable
     controller = settings.controller
     app = create_app(build_container(settings))
     logging.getLogger("skalds.controller").info(

@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from skalds.application.node_runtime import NodeIdentity
@@ -74,7 +75,7 @@ class Skald:
         container = build_container(self.settings)
         services = await start(container)
         for name, worker_class in self._workers.items():
-            services.catalog.register(name, worker_class.get_data_model())
+            services.catalog.register(name, worker_class.get_data_model())  # single_process needs them too
         try:
             if self.settings.node.mode is NodeMode.SINGLE_PROCESS:
                 return await self._single_process(services, stopping)
@@ -83,6 +84,14 @@ class Skald:
             await stop(container)
 
     async def _serve_node(self, services: Services, stopping: asyncio.Event) -> int:
+        async with self.running(services):
+            await stopping.wait()
+        return 0
+
+    @contextlib.asynccontextmanager
+    async def running(self, services: Services) -> AsyncIterator[None]:
+        """The node registered, beating and obeying commands while the block runs; leaving it drains or
+        hands back as ``node.on_shutdown`` says. ``skalds up`` runs one inside the API's lifespan."""
         node_settings = self.settings.node
         node, _ = build_process_node(
             services,
@@ -99,6 +108,8 @@ class Skald:
             kill_grace_s=node_settings.kill_grace_ms / 1000,
             start_method=node_settings.start_method,
         )
+        for name, worker_class in self._workers.items():
+            services.catalog.register(name, worker_class.get_data_model())
         await node.register()
         if node_settings.mode is NodeMode.EDGE and node_settings.yaml_file:
             for problem in await node.adopt_edge_tasks(edge_tasks(node_settings.yaml_file, services.catalog)):
@@ -109,15 +120,16 @@ class Skald:
                 services.subscriber, heartbeat_interval_s=self.settings.monitor.heartbeat_period_ms / 1000
             )
         )
-        await stopping.wait()
-        log.info("skald %s stopping (%s)", self.node_id, node_settings.on_shutdown.value)
-        beating.cancel()
-        await asyncio.gather(beating, return_exceptions=True)
-        await node.stop(
-            drain=node_settings.on_shutdown is ShutdownPolicy.DRAIN,
-            drain_timeout_s=node_settings.drain_timeout_ms / 1000,
-        )
-        return 0
+        try:
+            yield
+        finally:
+            log.info("skald %s stopping (%s)", self.node_id, node_settings.on_shutdown.value)
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+            await node.stop(
+                drain=node_settings.on_shutdown is ShutdownPolicy.DRAIN,
+                drain_timeout_s=node_settings.drain_timeout_ms / 1000,
+            )
 
     async def _single_process(self, services: Services, stopping: asyncio.Event) -> int:
         node_settings = self.settings.node

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from litestar import Litestar, get
@@ -53,8 +53,14 @@ async def api_index() -> dict[str, Any]:
     }
 
 
-def create_app(container: Container, *, run_loops: bool = True) -> Litestar:
-    """``run_loops=False`` leaves the dispatcher, monitor and alert loops to the caller (tests drive them)."""
+Embedded = Callable[[Services], contextlib.AbstractAsyncContextManager[None]]
+"""Something that runs for the app's whole life on its services (``skalds up``'s node)."""
+
+
+def create_app(container: Container, *, run_loops: bool = True, embedded: Embedded | None = None) -> Litestar:
+    """``run_loops=False`` leaves the dispatcher, monitor and alert loops to the caller (tests drive them).
+    ``embedded`` is entered once the loops run and left before they stop, so a node in the same process
+    drains while the dispatcher, monitor and adapters are still there."""
     controller = container.settings().controller
 
     @contextlib.asynccontextmanager
@@ -83,7 +89,10 @@ def create_app(container: Container, *, run_loops: bool = True) -> Litestar:
         app.state.loops = tasks
         await asyncio.sleep(0)  # let the subscriptions open before the first request
         try:
-            yield
+            async with contextlib.AsyncExitStack() as lifetime:
+                if embedded is not None:
+                    await lifetime.enter_async_context(embedded(services))
+                yield
         finally:
             for task in tasks.values():
                 task.cancel()

@@ -1,4 +1,5 @@
-"""Example workers: what a Skalds worker looks like. The embedded mode runs these.
+"""Example workers: what a Skalds worker looks like. ``skalds up`` runs these; so can any node:
+``skalds node --worker skalds.examples:StreamWorker``.
 
 ``CountdownWorker`` is the smallest useful worker. ``StreamWorker`` is shaped like a video-inference job: it
 connects, processes frames for as long as it runs, reports progress, honours pause and cancel between
@@ -45,6 +46,9 @@ class Stream(BaseModel):
 
 
 class StreamWorker(BaseTaskWorker[Stream]):
+    frames_done = 0
+    connected_to: str | None = None
+
     @run_before_handler
     def connect(self) -> None:
         assert self.attachments is not None

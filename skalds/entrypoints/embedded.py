@@ -1,0 +1,95 @@
+"""``skalds up``: the whole system in one process, so a new user sees tasks flow with one command.
+
+The API and dashboard, dispatcher, monitor and alerts (controller mode DISPATCHER) and one node running the
+example workers share one container — in memory by default, any port switched to a real backend by config
+or option. The node lives inside the API's lifespan: on SIGTERM / SIGINT uvicorn stops accepting, the node
+drains (or hands back) while the dispatcher and adapters are still up, then everything closes.
+A few example tasks are created at start-up (``--no-examples`` leaves the system empty).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import uvicorn
+from litestar import Litestar
+
+from skalds.application.tasks import TaskDraft
+from skalds.bootstrap import Services, build_container, import_worker_class
+from skalds.config import ControllerMode, Settings, ShutdownPolicy
+from skalds.domain.errors import TaskAlreadyExistsError
+from skalds.entrypoints.api.app import create_app
+from skalds.entrypoints.controller import GRACEFUL_SHUTDOWN_S, reach_backends
+from skalds.entrypoints.node import Skald
+
+log = logging.getLogger("skalds.up")
+EXAMPLE_WORKERS = ("skalds.examples:CountdownWorker", "skalds.examples:StreamWorker")
+EXAMPLE_TASKS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("example-countdown", "CountdownWorker", {"seconds": 120}),
+    ("example-stream", "StreamWorker", {"rtspUrl": "rtsp://camera-1.local/stream", "fps": 2}),
+)
+
+
+def embedded_settings(settings: Settings) -> Settings:
+    """Dispatcher mode; unless the settings say otherwise, a node id that says what it is and a node that
+    hands its tasks back on Ctrl-C (draining would keep a demo waiting ``drain_timeout_ms`` for workers
+    that never end; handed back, they run again at the next ``skalds up`` on a real repository)."""
+    controller = settings.controller.model_copy(update={"mode": ControllerMode.DISPATCHER})
+    chosen = settings.node.model_fields_set
+    node_changes: dict[str, Any] = {"id": settings.node.id or "embedded-node"}
+    if "on_shutdown" not in chosen:
+        node_changes["on_shutdown"] = ShutdownPolicy.HAND_BACK
+    node = settings.node.model_copy(update=node_changes)
+    return settings.model_copy(update={"controller": controller, "node": node})
+
+
+async def create_examples(services: Services) -> None:
+    """The example tasks, once: a restart against a real repository finds them already there."""
+    for task_id, class_name, attachments in EXAMPLE_TASKS:
+        with contextlib.suppress(TaskAlreadyExistsError):
+            await services.tasks.create(
+                TaskDraft(class_name=class_name, id=task_id, source="example", attachments=attachments)
+            )
+
+
+def build_embedded_app(
+    settings: Settings, *, worker_paths: Sequence[str] = EXAMPLE_WORKERS, examples: bool = True
+) -> Litestar:
+    skald = Skald(settings)
+    for path in worker_paths:
+        skald.register_task_worker(import_worker_class(path))
+
+    @contextlib.asynccontextmanager
+    async def node_and_examples(services: Services) -> AsyncIterator[None]:
+        async with skald.running(services):
+            if examples:
+                await create_examples(services)
+            yield
+
+    return create_app(build_container(settings), embedded=node_and_examples)
+
+
+def run_up(
+    settings: Settings, *, worker_paths: Sequence[str] = EXAMPLE_WORKERS, examples: bool = True
+) -> int:
+    """The ``skalds up`` command."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = embedded_settings(settings)
+    unreachable = reach_backends(settings, "skalds up")
+    if unreachable is not None:
+        return unreachable
+    app = build_embedded_app(settings, worker_paths=worker_paths, examples=examples)
+    controller = settings.controller
+    url = f"http://{controller.host}:{controller.port}"
+    log.info("skalds up: dashboard %s/dashboard, API %s/api, OpenAPI %s/schema", url, url, url)
+    uvicorn.run(
+        app,
+        host=controller.host,
+        port=controller.port,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    return 0

@@ -1,0 +1,79 @@
+"""``skalds up``: one command, and a new user sees the example tasks running on a node; Ctrl-C ends it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from skalds.config import Backend, ControllerMode, ShutdownPolicy, load_settings
+from skalds.entrypoints.cli import _up_settings, build_parser
+from skalds.entrypoints.embedded import embedded_settings
+from tests.unit.process.test_controller_process import ROOT, free_port, get
+
+
+def wait_for(probe: Callable[[], Any], process: subprocess.Popen[str], within_s: float = 60) -> Any:
+    """Poll ``probe`` until it returns something truthy (connection errors count as not yet)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            found = probe()
+            if found:
+                return found
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise AssertionError(f"skalds up exited with {process.returncode}: {process.stderr}")
+        if time.monotonic() > deadline:
+            raise AssertionError("skalds up did not get there")
+        time.sleep(0.2)
+
+
+def test_up_runs_the_example_tasks_on_its_own_node_and_stops_on_ctrl_c() -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "skalds", "up", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+
+        def examples_running() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = get(f"{base}/api/tasks")["items"]  # type: ignore[assignment]
+            running = [t for t in items if t["lifecycleStatus"] == "Running" and t["progress"] is not None]
+            return running if len(running) == 2 else None
+
+        running = wait_for(examples_running, process)
+        assert {t["id"] for t in running} == {"example-countdown", "example-stream"}
+        assert {t["executor"] for t in running} == {"embedded-node"}
+        status = get(f"{base}/api/system/status")
+        assert status["mode"] == "DISPATCHER"
+        [node] = get(f"{base}/api/skalds")["items"]  # type: ignore[misc]
+        assert node["supportedTasks"] == ["CountdownWorker", "StreamWorker"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) in (0, -signal.SIGINT)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_up_is_the_dispatcher_mode_and_hands_back_on_shutdown_unless_told_otherwise() -> None:
+    settings = embedded_settings(load_settings(None, {}))
+    assert settings.controller.mode is ControllerMode.DISPATCHER
+    assert settings.node.on_shutdown is ShutdownPolicy.HAND_BACK
+    assert settings.node.id == "embedded-node"
+    chosen = embedded_settings(load_settings(None, {"SKALDS_NODE__ON_SHUTDOWN": "drain"}))
+    assert chosen.node.on_shutdown is ShutdownPolicy.DRAIN
+
+
+def test_up_switches_single_ports_to_real_backends() -> None:
+    args = build_parser().parse_args(["up", "--event-bus", "KAFKA", "--live-state", "redis"])
+    backends = _up_settings(args).backends
+    assert (backends.event_bus, backends.live_state, backends.repository) == (
+        Backend.KAFKA,
+        Backend.REDIS,
+        Backend.MEMORY,
+    )
