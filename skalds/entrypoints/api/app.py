@@ -15,7 +15,6 @@ from typing import Any
 
 from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
@@ -26,17 +25,13 @@ from skalds.entrypoints.api.auth import api_key_guard
 from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
 from skalds.entrypoints.api.event_feed import EventFeed
 from skalds.entrypoints.api.events import EventController
+from skalds.entrypoints.api.injection import provide_services
 from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
 from skalds.entrypoints.api.system import AlertController, SystemController
 from skalds.entrypoints.api.tasks import TaskController
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
-
-
-def provide_services(state: State) -> Services:
-    services: Services = state.services
-    return services
 
 
 @get("/api", include_in_schema=False)

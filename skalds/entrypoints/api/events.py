@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.params import FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from skalds.bootstrap import Services
 from skalds.entrypoints.api.event_feed import EventFeed, FeedClient, sse_message
 from skalds.entrypoints.api.frames import Stream
+from skalds.entrypoints.api.injection import Injected
 
 EVENT_STREAM = "text/event-stream"
 RETRY_MS = 3_000
@@ -89,19 +90,19 @@ class EventController(Controller):
 
     @get("/tasks", media_type=EVENT_STREAM, response_description="task frames, as they happen")
     async def task_events(
-        self, request: Request[Any, Any, Any], services: Services, task_id: str | None = None
+        self, request: Request[Any, Any, Any], services: Injected, task_id: FromQuery[str | None] = None
     ) -> ASGIApp:
         greeting = "Connected to Skalds Task events"
         return _stream(request, Stream.TASKS, greeting, task_id=task_id, node_id=None)
 
     @get("/skalds", media_type=EVENT_STREAM, response_description="node frames, as they happen")
     async def skald_events(
-        self, request: Request[Any, Any, Any], services: Services, skald_id: str | None = None
+        self, request: Request[Any, Any, Any], services: Injected, skald_id: FromQuery[str | None] = None
     ) -> ASGIApp:
         return _stream(request, Stream.SKALDS, "Connected to Skalds events", task_id=None, node_id=skald_id)
 
     @get("/status")
-    async def status(self, request: Request[Any, Any, Any], services: Services) -> dict[str, Any]:
+    async def status(self, request: Request[Any, Any, Any], services: Injected) -> dict[str, Any]:
         feed: EventFeed = request.app.state.event_feed
         return {
             "connectedClients": len(feed.clients),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
 
-from skalds.bootstrap import Services
 from skalds.domain.nodes import NodeHealth, NodeMode
+from skalds.entrypoints.api.injection import Injected
 from skalds.entrypoints.api.schemas import skald_json
 
 
@@ -16,7 +17,7 @@ class SkaldController(Controller):
 
     @get(["/", ""])
     async def list_skalds(
-        self, services: Services, type: str | None = None, status: str | None = None
+        self, services: Injected, type: FromQuery[str | None] = None, status: FromQuery[str | None] = None
     ) -> dict[str, Any]:
         views = await services.queries.nodes()
         items = [skald_json(v) for v in views]
@@ -27,11 +28,11 @@ class SkaldController(Controller):
         return {"items": items, "total": len(items)}
 
     @get("/{skald_id:str}")
-    async def get_skald(self, services: Services, skald_id: str) -> dict[str, Any]:
+    async def get_skald(self, services: Injected, skald_id: FromPath[str]) -> dict[str, Any]:
         return skald_json(await services.queries.node(skald_id))
 
     @get("/{skald_id:str}/tasks")
-    async def skald_tasks(self, services: Services, skald_id: str) -> dict[str, Any]:
+    async def skald_tasks(self, services: Injected, skald_id: FromPath[str]) -> dict[str, Any]:
         view = await services.queries.node(skald_id)
         tasks = [
             {
@@ -45,7 +46,7 @@ class SkaldController(Controller):
         return {"skaldId": skald_id, "tasks": tasks, "totalTasks": len(tasks)}
 
     @get("/{skald_id:str}/status")
-    async def skald_status(self, services: Services, skald_id: str) -> dict[str, Any]:
+    async def skald_status(self, services: Injected, skald_id: FromPath[str]) -> dict[str, Any]:
         view = await services.queries.node(skald_id)
         node, online = view.node, view.health is NodeHealth.ONLINE
         return {

@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from skalds.bootstrap import Services
 from skalds.domain.nodes import NodeHealth
+from skalds.entrypoints.api.injection import Injected
 
 
 class _Snapshot(Collector):
@@ -25,7 +25,7 @@ class _Snapshot(Collector):
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics(request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any], services: Injected) -> Response[bytes]:
     summary = await services.queries.summary()
     views = await services.queries.nodes()
     tasks = GaugeMetricFamily("skalds_tasks", "Tasks by lifecycle status", labels=["status"])

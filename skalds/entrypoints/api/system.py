@@ -6,11 +6,12 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.params import FromQuery
 
 import skalds
-from skalds.bootstrap import Services
 from skalds.domain.task import TaskStatus
 from skalds.entrypoints.api.frames import frame_for
+from skalds.entrypoints.api.injection import Injected
 from skalds.entrypoints.api.schemas import alert_json, summary_json
 
 PROBE_TIMEOUT_S = 2.0
@@ -28,7 +29,7 @@ class SystemController(Controller):
     path = "/api/system"
 
     @get("/health")
-    async def health(self, services: Services) -> Response[dict[str, Any]]:
+    async def health(self, services: Injected) -> Response[dict[str, Any]]:
         """200 when every dependency answers, 503 with the failing ones named otherwise."""
         checks = {
             "repository": services.repository.ping(),
@@ -50,7 +51,7 @@ class SystemController(Controller):
         return Response(body, status_code=200 if healthy else 503)
 
     @get("/status")
-    async def status(self, request: Request[Any, Any, Any], services: Services) -> dict[str, Any]:
+    async def status(self, request: Request[Any, Any, Any], services: Injected) -> dict[str, Any]:
         dispatcher, monitor = services.dispatcher, services.monitor
         loops = request.app.state.get("loops", {})
 
@@ -87,11 +88,11 @@ class SystemController(Controller):
         }
 
     @get("/dashboard/summary")
-    async def dashboard_summary(self, services: Services) -> dict[str, Any]:
+    async def dashboard_summary(self, services: Injected) -> dict[str, Any]:
         return summary_json(await services.queries.summary())
 
     @get("/metrics")
-    async def metrics(self, services: Services) -> dict[str, Any]:
+    async def metrics(self, services: Injected) -> dict[str, Any]:
         summary = await services.queries.summary()
         views = await services.queries.nodes()
         distribution = {v.node.id: len(v.tasks) for v in views}
@@ -114,7 +115,7 @@ class SystemController(Controller):
         }
 
     @get("/activity")
-    async def recent_activity(self, services: Services, limit: int = 50) -> dict[str, Any]:
+    async def recent_activity(self, services: Injected, limit: FromQuery[int] = 50) -> dict[str, Any]:
         items = [
             f for e in services.activity.recent(min(max(limit, 1), 500)) if (f := frame_for(e)) is not None
         ]
@@ -125,6 +126,8 @@ class AlertController(Controller):
     path = "/api/alerts"
 
     @get(["/", ""])
-    async def alerts(self, services: Services, active: bool = False, limit: int = 100) -> dict[str, Any]:
+    async def alerts(
+        self, services: Injected, active: FromQuery[bool] = False, limit: FromQuery[int] = 100
+    ) -> dict[str, Any]:
         chosen = services.alerts.active() if active else services.alerts.history(min(max(limit, 1), 1_000))
         return {"items": [alert_json(a) for a in chosen], "total": len(chosen)}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from skalds.application.tasks import TaskDraft
 from skalds.bootstrap import Services
 from skalds.domain.errors import ValidationError
 from skalds.domain.ports import TaskQuery
 from skalds.domain.task import LIVE, Task, TaskStatus
+from skalds.entrypoints.api.injection import Injected
 from skalds.entrypoints.api.schemas import (
     CreateTaskRequest,
     UpdateAttachmentsRequest,
@@ -44,13 +45,13 @@ class TaskController(Controller):
     @get(["/", ""])
     async def list_tasks(  # noqa: PLR0917 - one parameter per upstream query name
         self,
-        services: Services,
-        page: Annotated[int, Parameter(ge=1)] = 1,
-        page_size: Annotated[int, Parameter(query="pageSize", ge=1, le=100)] = 20,
-        lifecycle_status: Annotated[str | None, Parameter(query="lifecycleStatus")] = None,
-        class_name: Annotated[str | None, Parameter(query="className")] = None,
-        executor: str | None = None,
-        id_contains: Annotated[str | None, Parameter(query="id", max_length=200)] = None,
+        services: Injected,
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        page_size: Annotated[int, QueryParameter(name="pageSize", ge=1, le=100)] = 20,
+        lifecycle_status: Annotated[str | None, QueryParameter(name="lifecycleStatus")] = None,
+        class_name: Annotated[str | None, QueryParameter(name="className")] = None,
+        executor: FromQuery[str | None] = None,
+        id_contains: Annotated[str | None, QueryParameter(name="id", max_length=200)] = None,
     ) -> TaskPageResponse:
         """Newest first. ``id`` matches as plain text inside the id; ``lifecycleStatus`` ignores case."""
         query = TaskQuery(
@@ -70,7 +71,7 @@ class TaskController(Controller):
         return TaskPageResponse(items=items, total=found.total, page=page, page_size=page_size)
 
     @post(["/", ""], status_code=201)
-    async def create_task(self, services: Services, data: dict[str, Any]) -> TaskResponse:
+    async def create_task(self, services: Injected, data: JSONBody[dict[str, Any]]) -> TaskResponse:
         request = CreateTaskRequest.model_validate(data)
         task = await services.tasks.create(
             TaskDraft(
@@ -90,16 +91,19 @@ class TaskController(Controller):
         return task_response(task)
 
     @get("/classnames")
-    async def class_names(self, services: Services) -> list[str]:
+    async def class_names(self, services: Injected) -> list[str]:
         return list(await services.tasks.class_names())
 
     @get("/{task_id:str}")
-    async def get_task(self, services: Services, task_id: str) -> TaskResponse:
+    async def get_task(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.get(task_id))
 
     @get("/{task_id:str}/heartbeat")
     async def heartbeat(
-        self, services: Services, task_id: str, limit: Annotated[int, Parameter(ge=1, le=500)] = 50
+        self,
+        services: Injected,
+        task_id: FromPath[str],
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         task = await services.tasks.get(task_id)
         history = await services.queries.heartbeat_history(task_id, limit)
@@ -121,7 +125,7 @@ class TaskController(Controller):
 
     @put("/{task_id:str}/attachments")
     async def update_attachments(
-        self, services: Services, task_id: str, data: dict[str, Any]
+        self, services: Injected, task_id: FromPath[str], data: JSONBody[dict[str, Any]]
     ) -> dict[str, Any]:
         request = UpdateAttachmentsRequest.model_validate(data)
         task = await services.tasks.update_attachments(
@@ -135,7 +139,9 @@ class TaskController(Controller):
         return success("Task attachments updated successfully", payload)
 
     @put("/{task_id:str}/status")
-    async def update_status(self, services: Services, task_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    async def update_status(
+        self, services: Injected, task_id: FromPath[str], data: JSONBody[dict[str, Any]]
+    ) -> dict[str, Any]:
         request = UpdateStatusRequest.model_validate(data)
         task = await services.tasks.set_status(task_id, request.lifecycle_status)
         payload = {
@@ -146,7 +152,9 @@ class TaskController(Controller):
         return success(f"Task status updated to {request.lifecycle_status.value}", payload)
 
     @delete("/{task_id:str}", status_code=200)
-    async def delete_task(self, services: Services, task_id: str, purge: bool = False) -> dict[str, Any]:
+    async def delete_task(
+        self, services: Injected, task_id: FromPath[str], purge: FromQuery[bool] = False
+    ) -> dict[str, Any]:
         """Upstream's soft delete: cancel. With ``purge=true``, remove a task no worker owns from storage."""
         if purge:
             await services.tasks.delete(task_id)
@@ -157,17 +165,17 @@ class TaskController(Controller):
         )
 
     @post("/{task_id:str}/cancel", status_code=200)
-    async def cancel(self, services: Services, task_id: str) -> TaskResponse:
+    async def cancel(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.cancel(task_id))
 
     @post("/{task_id:str}/pause", status_code=200)
-    async def pause(self, services: Services, task_id: str) -> TaskResponse:
+    async def pause(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.pause(task_id))
 
     @post("/{task_id:str}/resume", status_code=200)
-    async def resume(self, services: Services, task_id: str) -> TaskResponse:
+    async def resume(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.resume(task_id))
 
     @post("/{task_id:str}/retry", status_code=200)
-    async def retry(self, services: Services, task_id: str) -> TaskResponse:
+    async def retry(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.retry(task_id))
