@@ -170,3 +170,22 @@ async def test_a_client_that_hangs_up_leaves_the_feed(served: Served) -> None:
                 break
             await asyncio.sleep(0.02)
         assert (await http.get("/api/events/status")).json()["connectedClients"] == 0
+
+
+async def test_a_skalds_status_activity_and_the_api_index_answer(api: Api) -> None:
+    await api.system.add_node("n1")
+    await api.client.post("/api/tasks", json={"className": CLASS, "id": "t1"})
+    await api.system.cycle()
+    status = (await api.client.get("/api/skalds/n1/status")).json()
+    assert (status["skaldId"], status["status"], status["isOnline"], status["taskCount"]) == (
+        "n1",
+        "online",
+        True,
+        1,
+    )
+    assert status["details"]["canAcceptTasks"] is True
+    assert (await api.client.get("/api/skalds/nope/status")).status_code == 404
+    activity = (await api.client.get("/api/system/activity", params={"limit": 5})).json()["items"]
+    assert 0 < len(activity) <= 5 and {"type", "timestamp"} <= activity[0].keys()
+    index = (await api.client.get("/api")).json()
+    assert index["endpoints"]["tasks"] == "/api/tasks"

@@ -206,3 +206,21 @@ async def test_cors_allows_only_the_configured_origins(guarded_api: Api) -> None
         "/api/tasks", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
     )
     assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+async def test_a_failed_task_is_retried_through_the_api_and_a_running_one_is_refused(api: Api) -> None:
+    await api.system.add_node("n1")
+    await create(api, id="t1", maxAttempts=1)
+    await api.system.cycle()
+    refused = await api.client.post("/api/tasks/t1/retry")
+    assert refused.status_code == 409 and "Running" in refused.json()["message"]
+    api.system.workers.control("t1").fail = "camera unreachable"
+    await api.system.settle()
+    await api.system.cycle()
+    failed = (await api.client.get("/api/tasks/t1")).json()
+    assert failed["lifecycleStatus"] == "Failed"
+    assert failed["exception"].startswith("RuntimeError: camera unreachable")  # with the traceback
+    retried = await api.client.post("/api/tasks/t1/retry")
+    assert retried.status_code == 200
+    assert (retried.json()["lifecycleStatus"], retried.json()["maxAttempts"]) == ("Created", 2)
+    assert (await api.client.post("/api/tasks/nope/retry")).status_code == 404
