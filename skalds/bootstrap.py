@@ -17,6 +17,7 @@ from dependency_injector import containers, providers
 from skalds.adapters.catalog import PydanticWorkerCatalog
 from skalds.adapters.edge_yaml import EdgeYamlError, load_edge_tasks
 from skalds.adapters.kafka.event_bus import kafka_event_bus
+from skalds.adapters.logs import configure as configure_logs
 from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
@@ -256,6 +257,11 @@ async def stop(container: Container) -> None:
         await result
 
 
+def configure_logging(settings: Settings, name: str) -> None:
+    """This process's logging from ``settings.logging``; ``name`` names its log file when there is one."""
+    configure_logs(settings.logging.setup(), name)
+
+
 def build_process_node(
     services: Services,
     identity: NodeIdentity,
@@ -273,6 +279,8 @@ def build_process_node(
         cancel_grace_s=cancel_grace_s,
         kill_grace_s=kill_grace_s,
         start_method=start_method,
+        worker_logs=services.settings.logging.worker_setup(),
+        node_id=identity.id,
     )
     return _node(services, identity, supervisor), supervisor
 

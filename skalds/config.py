@@ -25,6 +25,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from skalds.adapters.logs import LogSetup, level_number, retention_seconds
 from skalds.application.reconciling import OfflineNodePolicy
 from skalds.domain.dispatch import DispatchStrategy, ResourceThresholds
 from skalds.domain.errors import SkaldsError
@@ -291,12 +292,34 @@ class NodeSettings(_Section):
 
 
 class LoggingSettings(_Section):
+    """Console by default; ``path`` adds size-rotated files (upstream's default was ``logs``: set
+    LOG_PATH=logs for its behaviour). ``split_with_worker_id`` gives each worker its own file there."""
+
     level: Annotated[LogLevel, _any_case(LogLevel)] = LogLevel.INFO
-    path: str = "logs"
+    path: str = ""
     rotation_mb: Positive = 10
-    retention: str = "3 days"
+    retention: str = "3 days"  # "12 hours", "1 week"; a bare number is days; "0" keeps files forever
     split_with_worker_id: bool = False
     json_format: bool = Field(default=False, alias="json")  # ``json`` would shadow BaseModel.json
+
+    @field_validator("retention")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        retention_seconds(value)  # raises ValueError naming what it expected
+        return value
+
+    def setup(self) -> LogSetup:
+        return LogSetup(
+            level=level_number(self.level.value),
+            json_lines=self.json_format,
+            directory=self.path or None,
+            rotation_bytes=self.rotation_mb * 1024 * 1024,
+            retention_s=retention_seconds(self.retention),
+        )
+
+    def worker_setup(self) -> LogSetup | None:
+        """What each worker process gets: its own file when split_with_worker_id and a path are set."""
+        return self.setup() if self.split_with_worker_id and self.path else None
 
 
 class Settings(_Section):

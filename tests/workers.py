@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -100,3 +101,11 @@ WORKERS = {
     "Quick": "tests.workers:Quick",
     "Stubborn": "tests.workers:Stubborn",
 }
+
+
+class Chatty(BaseTaskWorker[Settings]):
+    """Logs one line through the standard logging module and finishes."""
+
+    @run_main_handler
+    def main(self) -> None:
+        logging.getLogger("tests.chatty").info("processing %s", self.task_id)

@@ -13,7 +13,7 @@ import sys
 
 import uvicorn
 
-from skalds.bootstrap import build_container, start, stop
+from skalds.bootstrap import build_container, configure_logging, start, stop
 from skalds.config import Settings
 from skalds.domain.errors import BackendUnavailableError
 from skalds.entrypoints.api.app import create_app
@@ -42,7 +42,7 @@ def reach_backends(settings: Settings, command: str = "skalds controller") -> in
 
 
 def run_controller(settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, "controller")
     unreachable = reach_backends(settings)
     if unreachable is not None:
         return unreachable

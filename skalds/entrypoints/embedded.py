@@ -18,7 +18,7 @@ import uvicorn
 from litestar import Litestar
 
 from skalds.application.tasks import TaskDraft
-from skalds.bootstrap import Services, build_container, import_worker_class
+from skalds.bootstrap import Services, build_container, configure_logging, import_worker_class
 from skalds.config import ControllerMode, Settings, ShutdownPolicy
 from skalds.domain.errors import TaskAlreadyExistsError
 from skalds.entrypoints.api.app import create_app
@@ -76,7 +76,7 @@ def run_up(
     settings: Settings, *, worker_paths: Sequence[str] = EXAMPLE_WORKERS, examples: bool = True
 ) -> int:
     """The ``skalds up`` command."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, "skalds-up")
     settings = embedded_settings(settings)
     unreachable = reach_backends(settings, "skalds up")
     if unreachable is not None:

@@ -25,6 +25,7 @@ from skalds.bootstrap import (
     Services,
     build_container,
     build_process_node,
+    configure_logging,
     edge_tasks,
     import_worker_class,
     start,
@@ -172,9 +173,9 @@ class Skald:
 
 def run_node(settings: Settings, worker_paths: list[str]) -> int:
     """The ``skalds node`` command."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         skald = Skald(settings)
+        configure_logging(settings, skald.node_id)  # upstream named the node's log file by its id
         for path in worker_paths:
             skald.register_task_worker(import_worker_class(path))
         return skald.run()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from skalds.adapters.logs import LogSetup, configure
 from skalds.domain.heartbeat import Outcome
 from skalds.worker.base import BaseTaskWorker, WorkerResult, describe_error
 from skalds.worker.context import TaskCancelled, WorkerContext
@@ -38,6 +39,8 @@ class WorkerSpec:
     attachments: Mapping[str, Any]
     attachments_version: int
     heartbeat_period_s: float
+    log: LogSetup | None = None  # set: the worker logs to its own file, ``log_name``.log
+    log_name: str = ""
 
 
 def load_worker_class(path: str) -> type[BaseTaskWorker[Any]]:
@@ -142,6 +145,8 @@ def run(spec: WorkerSpec | None, conn: Connection) -> None:
         spec = message[1]
         assert isinstance(spec, WorkerSpec)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if spec.log is not None:  # upstream's LOG_SPLIT_WITH_WORKER_ID: one file per worker, not on the console
+        configure(spec.log, spec.log_name or spec.task_id, console=False)
     releasing = threading.Event()
 
     def on_sigterm(signum: int, frame: object) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from skalds.adapters.logs import LogSetup
 from skalds.adapters.process.child import WorkerSpec, run
 from skalds.domain.heartbeat import Outcome
 from skalds.domain.ports import WorkerSupervisor
@@ -50,12 +51,17 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         start_method: str = "forkserver",
         preload: Sequence[str] = (),
         warm_spare: bool = True,
+        worker_logs: LogSetup | None = None,
+        node_id: str = "",
     ) -> None:
         """``worker_paths`` maps a class name to its import path, ``"package.module:ClassName"``.
 
         With ``warm_spare`` one idle worker process waits for the next task, so starting a task costs a
-        pipe message rather than a process start (still one process per task: a spare is used once)."""
+        pipe message rather than a process start (still one process per task: a spare is used once).
+        With ``worker_logs`` each worker logs to its own file, ``<node_id>_<task_id>.log``."""
         self._paths = dict(worker_paths)
+        self._worker_logs = worker_logs
+        self._node_id = node_id
         self._period = heartbeat_period_s
         self._cancel_grace_s = cancel_grace_s
         self._kill_grace_s = kill_grace_s
@@ -90,6 +96,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             attachments=dict(task.attachments),
             attachments_version=task.attachments_version,
             heartbeat_period_s=self._period,
+            log=self._worker_logs,
+            log_name=f"{self._node_id}_{task.id}" if self._node_id else task.id,  # upstream's file name
         )
         if self._spare is None and self._spare_starting is not None and not self._spare_starting.done():
             await asyncio.gather(self._spare_starting, return_exceptions=True)  # half-way there already
