@@ -517,3 +517,20 @@ def load_settings(
     except pydantic.ValidationError as exc:
         source = f"{path} and the environment" if path is not None else None
         raise SettingsError([_problem(error, sources) for error in exc.errors()], source) from None
+
+
+def environment_names() -> dict[Loc, list[str]]:
+    """Each setting's environment variables: ours (``SKALDS_<SECTION>__<FIELD>``), the short aliases the
+    services script exports, and upstream's names (with their units: upstream gave seconds)."""
+    names: dict[Loc, list[str]] = {}
+    for section, field in Settings.model_fields.items():
+        model: Any = field.annotation
+        for name in model.model_fields:
+            names[(section, name)] = [f"SKALDS_{section}__{name}".upper()]
+    for alias, loc in _ALIASES:
+        names[loc].append(alias)
+    for host, port, _, loc, _ in _HOST_PORT:
+        names[loc].append(f"{host} + {port}")
+    for upstream, loc, conversion in _UPSTREAM:
+        names[loc].append(f"{upstream} (seconds)" if conversion is _ms else upstream)
+    return names
