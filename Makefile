@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: test check lint typecheck layers unit integration bench up clean
+.PHONY: test check lint typecheck layers unit integration browser bench up clean
 
-test: check unit integration
+test: check unit integration browser
 
 check: lint typecheck layers
 
@@ -36,6 +36,12 @@ unit: $(STAMP)
 # No `rc 5` pass here: an integration run that collects no test fails.
 integration: $(STAMP)
 	$(BIN)/python ci/services.py run -- $(BIN)/pytest -m integration tests/integration
+
+# The dashboard in Debian's headless Chromium (installed by ci/chromium.sh when missing), against `skalds up`
+# and an in-process Skalds with 1,000 tasks; screenshots go to artifacts/screenshots/ (the run prints where).
+browser: $(STAMP)
+	sh ci/chromium.sh
+	$(BIN)/pytest -m browser tests/browser
 
 BENCH_SCRIPTS := bench/dispatch_and_monitor.py bench/worker_latency.py bench/api_load.py bench/redis_heartbeats.py bench/kafka_latency.py bench/mongo_transitions.py bench/monitor_real_services.py
 

@@ -30,6 +30,7 @@ from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
 from skalds.entrypoints.api.system import AlertController, SystemController
 from skalds.entrypoints.api.tasks import TaskController
+from skalds.entrypoints.dashboard.routes import dashboard_router
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -103,6 +104,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             SystemController,
             AlertController,
             EventController,
+            dashboard_router(),
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

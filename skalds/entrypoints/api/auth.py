@@ -13,7 +13,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 HEADER = "X-API-Key"
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPEN_PATHS = ("/schema",)
+OPEN_PATHS = ("/schema", "/dashboard")  # pages and scripts hold no data; the data they fetch needs the key
 
 
 async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -22,7 +22,8 @@ async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     if not expected:
         return
     method = connection.scope.get("method", "GET")
-    if method in READS and (not state.get("protect_reads") or connection.url.path.startswith(OPEN_PATHS)):
+    path = connection.url.path
+    if method in READS and (not state.get("protect_reads") or path == "/" or path.startswith(OPEN_PATHS)):
         return
     given = connection.headers.get(HEADER) or (
         connection.query_params.get("apiKey") if method in READS else None

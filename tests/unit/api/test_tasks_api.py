@@ -195,6 +195,12 @@ async def test_reads_can_be_protected_too_with_the_key_in_the_query_for_event_so
     assert (await client.get("/api/tasks", headers={"X-API-Key": "s3cret"})).status_code == 200
     assert (await client.get("/api/events/status", params={"apiKey": "s3cret"})).status_code == 200
     assert (await client.get("/schema/openapi.json")).status_code == 200
+    # the dashboard's page and scripts load without the key (a browser cannot send it for them); their
+    # data calls carry it
+    assert (await client.get("/dashboard")).status_code == 200
+    assert (await client.get("/dashboard/tasks/t1")).status_code == 200
+    assert (await client.get("/dashboard/assets/main.js")).status_code == 200
+    assert (await client.get("/", follow_redirects=False)).status_code in (301, 302, 307, 308)
 
 
 async def test_cors_allows_only_the_configured_origins(guarded_api: Api) -> None:

@@ -1,0 +1,131 @@
+// One task: status and status history, heartbeat and progress, error and exception, executor, attempts,
+// the actions, and the attachments editor. Frames for this task patch the page at once; a status change
+// also re-reads the task (throttled) for the fields frames do not carry (timestamps, attempts).
+
+import { ACTIONS, PAST, act } from "../actions.js";
+import { prependCapped } from "../activity.js";
+import { api } from "../api.js";
+import { attachmentsEditor } from "../attachments.js";
+import { h, replace, setAgo, setProgress, throttle } from "../dom.js";
+import { notify, refused } from "../notice.js";
+import {
+  beatRow,
+  detailRows,
+  historyItem,
+  pendingText,
+  problemPanels,
+  statusLine,
+  taskLayout,
+} from "./task_view.js";
+
+const HISTORY_LIMIT = 50;
+const BEATS_LIMIT = 15;
+
+export function mount(root, { params }) {
+  const [taskId] = params;
+  const path = `/api/tasks/${encodeURIComponent(taskId)}`;
+  let task = null;
+  const editor = attachmentsEditor({ taskId, version: () => task?.version, onSaved: () => reload() });
+  const { nodes, el } = taskLayout(taskId, editor);
+  root.append(...nodes);
+
+  function paint() {
+    replace(el.status, statusLine(task));
+    const button = (a) =>
+      h(
+        "button",
+        { type: "button", "data-action": a.name, disabled: !a.allowed(task), onclick: () => run(a) },
+        a.label,
+      );
+    replace(el.actions, ACTIONS.map(button));
+    el.pending.textContent = pendingText(task);
+    replace(el.details, detailRows(task));
+    replace(el.problems, problemPanels(task));
+  }
+
+  async function run(action) {
+    try {
+      task = await act(taskId, action.name);
+      notify(`${PAST[action.name]}: ${taskId}`);
+      paint();
+    } catch (error) {
+      refused(`${action.label} ${taskId}`, error);
+      reload();
+    }
+  }
+
+  async function reload() {
+    try {
+      task = await api(path);
+      paint();
+      editor.show(task);
+      setProgress(el.progress, task.progress);
+      el.code.textContent = String(task.heartbeat);
+    } catch (error) {
+      refused(`Loading task ${taskId}`, error);
+    }
+  }
+  const refetch = throttle(reload, 500);
+
+  /** The task, its recent heartbeats, and its status history from the server's recent activity (the API
+   * keeps no per-task history; the task's own timestamps fill in its creation when activity lost it). */
+  async function load() {
+    await reload();
+    const [beats, activity] = await Promise.all([
+      api(`${path}/heartbeat?limit=${BEATS_LIMIT}`).catch(() => null),
+      api("/api/system/activity?limit=500").catch(() => ({ items: [] })),
+    ]);
+    if (beats) {
+      replace(el.beats, beats.heartbeatHistory.slice(-BEATS_LIMIT).reverse().map(beatRow));
+      setAgo(el.lastBeat, beats.lastUpdate);
+    }
+    const mine = activity.items.filter((f) => f.taskId === taskId && f.type === "task_status");
+    if (task && !mine.some((f) => f.data?.change === "TaskCreated")) {
+      const created = { change: "TaskCreated", lifecycleStatus: "Created" };
+      mine.push({ type: "task_status", timestamp: task.createDateTime, data: created });
+    }
+    replace(el.history, mine.slice(0, HISTORY_LIMIT).map(historyItem));
+  }
+
+  function onFrame(frame) {
+    if (frame.taskId !== taskId || !task) return;
+    const d = frame.data || {};
+    switch (frame.type) {
+      case "task_status":
+        if (d.version < task.version) return; // older than what we hold
+        Object.assign(task, {
+          lifecycleStatus: d.lifecycleStatus,
+          desiredState: d.desiredState,
+          version: d.version,
+        });
+        if (d.executor) task.executor = d.executor;
+        prependCapped(el.history, historyItem(frame), HISTORY_LIMIT);
+        paint();
+        return refetch();
+      case "task_heartbeat": {
+        setProgress(el.progress, d.progress);
+        el.code.textContent = String(d.heartbeat);
+        el.verdict.textContent = d.verdict || "–";
+        setAgo(el.lastBeat, frame.timestamp);
+        const report = { receivedAt: frame.timestamp, heartbeat: d.heartbeat, progress: d.progress };
+        prependCapped(el.beats, beatRow(report), BEATS_LIMIT);
+        if (d.lifecycleStatus && d.lifecycleStatus !== task.lifecycleStatus) refetch();
+        return;
+      }
+      case "task_verdict":
+        el.verdict.textContent = d.verdict;
+        return;
+      case "task_error":
+        task.error = d.error;
+        return paint();
+      case "task_exception":
+        Object.assign(task, { exception: d.exception, lifecycleStatus: d.lifecycleStatus });
+        return paint();
+      case "task_pause_not_honoured":
+        notify(`${taskId}: the worker has not paused after ${Math.round(d.requestedForMs / 1000)}s`, "error");
+    }
+  }
+
+  load();
+  return { onFrame, resync: load, unmount: () => refetch.cancel() };
+}
