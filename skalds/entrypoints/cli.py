@@ -11,6 +11,8 @@ from pydantic import ValidationError as PydanticValidationError
 import skalds
 from skalds.config import BackendSettings, ControllerMode, Settings, SettingsError, load_settings
 from skalds.domain.nodes import NodeMode
+from skalds.entrypoints.client.commands import CLIENT_COMMANDS, add_client_commands
+from skalds.entrypoints.client.run import run_client
 from skalds.entrypoints.controller import run_controller
 from skalds.entrypoints.embedded import EXAMPLE_WORKERS, run_up
 from skalds.entrypoints.node import EXIT_CONFIG, run_node
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     controller.add_argument("--config", metavar="FILE", help="settings YAML; the environment overrides it")
     controller.add_argument("--host", help="default: controller.host (127.0.0.1)")
     controller.add_argument("--port", type=int, help="default: controller.port (8000)")
+    add_client_commands(commands)
     return parser
 
 
@@ -93,6 +96,8 @@ def _node_settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        return run_client(args)
     if args.command == "up":
         try:
             settings = _up_settings(args)
