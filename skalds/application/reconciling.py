@@ -64,6 +64,8 @@ def decide(
             reason = f"node {task.executor} did not start it within {rules.assign_timeout_ms} ms"
             return [_worker_gone(task, reason, now, rules, node_lost=True)]
         return []
+    if verdict is Verdict.DEAD and executor_health is NodeHealth.SUSPECT:
+        return []  # its node is silent too (a node vouches for its workers): wait for the node's verdict
     if verdict is Verdict.DEAD:
         return [_worker_gone(task, _silence_reason(task, report, now), now, rules, node_lost=False)]
     if report is None or verdict not in ALIVE_VERDICTS:

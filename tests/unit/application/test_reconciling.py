@@ -70,6 +70,14 @@ def test_a_dead_worker_on_a_live_node_fails_and_is_retried_later() -> None:
     assert commands(running_task(), Verdict.DEAD, beat()) == [C.FAIL]
 
 
+def test_a_dead_worker_on_a_suspect_node_waits_for_the_nodes_verdict() -> None:
+    """A node beats for its workers, and skips a worker that sent nothing new since its last beat, so a
+    killed node's worker can go dead up to a beat before the node goes offline. Failing it then would
+    cost a retry backoff and record a crash that never happened; the node's verdict decides."""
+    assert commands(running_task(), Verdict.DEAD, beat(), health=NodeHealth.SUSPECT) == []
+    assert commands(running_task(), Verdict.DEAD, beat(), health=OFFLINE) == [C.REQUEUE]
+
+
 def test_a_suspect_worker_is_left_alone() -> None:
     assert commands(running_task(), Verdict.SUSPECT, beat()) == []
 
