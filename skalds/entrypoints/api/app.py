@@ -115,4 +115,5 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
         openapi_config=OpenAPIConfig(title="Skalds", version=skalds.__version__, path="/schema"),
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
+        logging_config=None,  # the process configured logging from settings (adapters/logs.py); keep it
     )

@@ -106,3 +106,17 @@ async def test_with_split_files_each_worker_logs_to_node_id_underscore_task_id(t
     finally:
         await supervisor.shutdown()
     assert "processing t1" in (tmp_path / "n1_t1.log").read_text()
+
+
+async def test_the_api_app_keeps_the_logging_the_process_configured() -> None:
+    """Litestar installs its own root handler and format unless told not to; JSON lines must survive."""
+    from litestar.testing import AsyncTestClient
+
+    from skalds.bootstrap import build_container
+    from skalds.entrypoints.api.app import create_app
+    from tests.unit.application.harness import settings_for_tests
+
+    configure(LogSetup(json_lines=True), "controller")
+    async with AsyncTestClient(create_app(build_container(settings_for_tests()), run_loops=False)):
+        formatters = {type(handler.formatter) for handler in logging.getLogger().handlers}
+    assert formatters == {JsonLines}
