@@ -135,6 +135,7 @@ def run(spec: WorkerSpec | None, conn: Connection) -> None:
     """The child's entry point. Without a spec it is a warm spare: it waits for one, so a task starts
     without paying for a process start."""
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a spare waiting here must not die of a Ctrl+C either
     if spec is None:
         try:
             message = conn.recv()
@@ -144,7 +145,6 @@ def run(spec: WorkerSpec | None, conn: Connection) -> None:
             return  # ("exit",): the node is shutting down
         spec = message[1]
         assert isinstance(spec, WorkerSpec)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec.log is not None:  # upstream's LOG_SPLIT_WITH_WORKER_ID: one file per worker, not on the console
         configure(spec.log, spec.log_name or spec.task_id, console=False)
     releasing = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,3 +78,28 @@ def test_up_switches_single_ports_to_real_backends() -> None:
         Backend.REDIS,
         Backend.MEMORY,
     )
+
+
+def test_ctrl_c_in_a_terminal_stops_up_without_a_traceback_from_any_process() -> None:
+    """A terminal's Ctrl-C signals the whole process group: the worker processes (the warm spare too)
+    ignore it and are stopped by their node; nobody prints a KeyboardInterrupt."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "skalds", "up", "--port", str(port)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+
+        def examples_running() -> bool:
+            items: list[dict[str, Any]] = get(f"http://127.0.0.1:{port}/api/tasks")["items"]  # type: ignore[assignment]
+            return sum(t["lifecycleStatus"] == "Running" for t in items) == 2
+
+        wait_for(examples_running, process)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode in (0, -signal.SIGINT)
+        assert "Traceback" not in stderr, stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
