@@ -135,7 +135,7 @@ def run(spec: WorkerSpec | None, conn: Connection) -> None:
     """The child's entry point. Without a spec it is a warm spare: it waits for one, so a task starts
     without paying for a process start."""
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a spare waiting here must not die of a Ctrl+C either
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a waiting spare must not die of a Ctrl+C either
     if spec is None:
         try:
             message = conn.recv()
