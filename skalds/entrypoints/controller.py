@@ -11,16 +11,12 @@ import asyncio
 import logging
 import sys
 
-import uvicorn
-
 from skalds.bootstrap import build_container, configure_logging, start, stop
 from skalds.config import Settings
 from skalds.domain.errors import BackendUnavailableError
 from skalds.entrypoints.api.app import create_app
 from skalds.entrypoints.node import EXIT_UNAVAILABLE
-
-GRACEFUL_SHUTDOWN_S = 10
-"""Live-event streams never end by themselves; after this long a stopping controller closes them."""
+from skalds.entrypoints.serving import serve
 
 
 async def _reach_backends(settings: Settings) -> None:
@@ -51,12 +47,4 @@ def run_controller(settings: Settings) -> int:
     logging.getLogger("skalds.controller").info(
         "controller (%s) on http://%s:%d", controller.mode.value, controller.host, controller.port
     )
-    uvicorn.run(
-        app,
-        host=controller.host,
-        port=controller.port,
-        log_level="warning",
-        workers=1,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
-    return 0
+    return serve(app, host=controller.host, port=controller.port)

@@ -14,7 +14,6 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import uvicorn
 from litestar import Litestar
 
 from skalds.application.tasks import TaskDraft
@@ -22,8 +21,9 @@ from skalds.bootstrap import Services, build_container, configure_logging, impor
 from skalds.config import ControllerMode, Settings, ShutdownPolicy
 from skalds.domain.errors import TaskAlreadyExistsError
 from skalds.entrypoints.api.app import create_app
-from skalds.entrypoints.controller import GRACEFUL_SHUTDOWN_S, reach_backends
+from skalds.entrypoints.controller import reach_backends
 from skalds.entrypoints.node import Skald
+from skalds.entrypoints.serving import serve
 
 log = logging.getLogger("skalds.up")
 EXAMPLE_WORKERS = ("skalds.examples:CountdownWorker", "skalds.examples:StreamWorker")
@@ -85,11 +85,4 @@ def run_up(
     controller = settings.controller
     url = f"http://{controller.host}:{controller.port}"
     log.info("skalds up: dashboard %s/dashboard, API %s/api, OpenAPI %s/schema", url, url, url)
-    uvicorn.run(
-        app,
-        host=controller.host,
-        port=controller.port,
-        log_level="warning",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
-    return 0
+    return serve(app, host=controller.host, port=controller.port)

@@ -92,6 +92,7 @@ class EventFeed:
     recent: deque[tuple[int, Stream, dict[str, Any], bytes]] = field(init=False)
     clients: set[FeedClient] = field(default_factory=set)
     counter: int = 0
+    closed: bool = False
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.replay)
@@ -123,12 +124,21 @@ class EventFeed:
         self, stream: Stream, *, task_id: str | None, node_id: str | None, after: int | None
     ) -> FeedClient:
         client = FeedClient(stream=stream, capacity=self.client_capacity, task_id=task_id, node_id=node_id)
+        if self.closed:  # the process is stopping: the stream ends after its greeting
+            client.close()
+            return client
         if after is not None:
             for number, kind, frame, message in self.recent:
                 if number > after and client.wants(kind, frame):
                     client.offer(message)
         self.clients.add(client)
         return client
+
+    def close(self) -> None:
+        """End every stream cleanly (a stopping server), and any that connects later."""
+        self.closed = True
+        for client in list(self.clients):
+            self.disconnect(client)
 
     def disconnect(self, client: FeedClient) -> None:
         client.close()

@@ -97,3 +97,12 @@ async def test_a_disconnected_client_leaves_the_feed_and_its_writer_stops() -> N
     assert client not in feed.clients
     feed.publish(created("t1"))
     assert not client.pending
+
+
+async def test_closing_the_feed_ends_every_stream_and_any_that_connects_later() -> None:
+    feed = EventFeed()
+    open_one = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    feed.close()
+    late = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    assert await open_one.next_batch() == b"" and await late.next_batch() == b""
+    assert not feed.clients

@@ -93,3 +93,37 @@ def test_a_backend_that_does_not_answer_at_start_up_is_named_in_one_line_and_exi
         assert "cannot start: redis is unavailable" in done.stderr
         assert "hunter2" not in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_stopping_controller_ends_open_live_streams_cleanly() -> None:
+    """An SSE stream never ends by itself; on SIGTERM the controller ends it with the stream's proper end
+    (not a connection cut when the grace period runs out), so browsers see it and reconnect elsewhere."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "skalds", "controller", "--mode", "monitor", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                get(f"http://127.0.0.1:{port}/api/system/health")
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        lines = []
+        with (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
+            http.stream("GET", "/api/events/tasks") as stream,
+        ):
+            for line in stream.iter_lines():  # raises RemoteProtocolError if the stream is cut, not ended
+                lines.append(line)
+                if "Connected to Skalds Task events" in line:
+                    process.send_signal(signal.SIGTERM)
+        assert any("Connected" in line for line in lines)
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        process.kill()
