@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import sys
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 from litestar import Litestar
 
 from skalds.application.tasks import TaskDraft
 from skalds.bootstrap import Services, build_container, configure_logging, import_worker_class
-from skalds.config import ControllerMode, Settings, ShutdownPolicy
+from skalds.config import ControllerMode, Settings, SettingsError, ShutdownPolicy
 from skalds.domain.errors import TaskAlreadyExistsError
 from skalds.entrypoints.api.app import create_app
 from skalds.entrypoints.controller import reach_backends
-from skalds.entrypoints.node import Skald
+from skalds.entrypoints.node import EXIT_CONFIG, Skald
 from skalds.entrypoints.serving import serve
 
 log = logging.getLogger("skalds.up")
@@ -46,9 +47,11 @@ def embedded_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"controller": controller, "node": node})
 
 
-async def create_examples(services: Services) -> None:
-    """The example tasks, once: a restart against a real repository finds them already there."""
+async def create_examples(services: Services, runnable: Collection[str]) -> None:
+    """The example tasks the node can run, once: a restart on a real repository finds them there."""
     for task_id, class_name, attachments in EXAMPLE_TASKS:
+        if class_name not in runnable:  # --worker replaced the example workers
+            continue
         with contextlib.suppress(TaskAlreadyExistsError):
             await services.tasks.create(
                 TaskDraft(class_name=class_name, id=task_id, source="example", attachments=attachments)
@@ -59,14 +62,17 @@ def build_embedded_app(
     settings: Settings, *, worker_paths: Sequence[str] = EXAMPLE_WORKERS, examples: bool = True
 ) -> Litestar:
     skald = Skald(settings)
+    runnable = []
     for path in worker_paths:
-        skald.register_task_worker(import_worker_class(path))
+        worker_class = import_worker_class(path)
+        skald.register_task_worker(worker_class)
+        runnable.append(worker_class.__name__)
 
     @contextlib.asynccontextmanager
     async def node_and_examples(services: Services) -> AsyncIterator[None]:
         async with skald.running(services):
             if examples:
-                await create_examples(services)
+                await create_examples(services, runnable)
             yield
 
     return create_app(build_container(settings), embedded=node_and_examples)
@@ -78,10 +84,14 @@ def run_up(
     """The ``skalds up`` command."""
     configure_logging(settings, "skalds-up")
     settings = embedded_settings(settings)
+    try:
+        app = build_embedded_app(settings, worker_paths=worker_paths, examples=examples)
+    except SettingsError as error:  # a --worker path that does not load: one line, not a traceback
+        print(f"skalds up: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     unreachable = reach_backends(settings, "skalds up")
     if unreachable is not None:
         return unreachable
-    app = build_embedded_app(settings, worker_paths=worker_paths, examples=examples)
     controller = settings.controller
     url = f"http://{controller.host}:{controller.port}"
     log.info("skalds up: dashboard %s/dashboard, API %s/api, OpenAPI %s/schema", url, url, url)

@@ -103,3 +103,36 @@ def test_ctrl_c_in_a_terminal_stops_up_without_a_traceback_from_any_process() ->
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_worker_path_that_does_not_load_is_one_line_and_exit_78() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "skalds", "up", "--port", str(free_port()), "--worker", "nope.module:Worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 78
+    assert done.stderr.strip().splitlines() == [
+        "skalds up: invalid settings: node.worker_classes: cannot load 'nope.module:Worker': "
+        "No module named 'nope'"
+    ]
+
+
+async def test_only_example_tasks_the_node_can_run_are_created() -> None:
+    from skalds.domain.ports import TaskQuery
+    from skalds.entrypoints.embedded import create_examples
+    from tests.unit.application.harness import build_system
+
+    system = await build_system()
+    try:
+        await create_examples(system.services, ["CountdownWorker"])
+        await create_examples(system.services, ["CountdownWorker"])  # a restart: nothing twice
+        found = await system.services.tasks.list(TaskQuery())
+        assert [t.id for t in found.items] == ["example-countdown"]
+    finally:
+        await system.close()
