@@ -16,7 +16,7 @@ from dependency_injector import containers, providers
 
 from skalds.adapters.catalog import PydanticWorkerCatalog
 from skalds.adapters.edge_yaml import EdgeYamlError, load_edge_tasks
-from skalds.adapters.kafka.event_bus import kafka_event_bus
+from skalds.adapters.kafka.event_bus import KafkaEventBus, kafka_event_bus
 from skalds.adapters.logs import configure as configure_logs
 from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
@@ -26,7 +26,7 @@ from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerF
 from skalds.adapters.mongo.repository import mongo_task_repository
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
-from skalds.adapters.redis.live_state import redis_live_state_store
+from skalds.adapters.redis.live_state import RedisLiveStateStore, redis_live_state_store
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.adapters.webhook import WebhookNotificationChannel
 from skalds.application.alerts import AlertService
@@ -117,15 +117,18 @@ class Container(containers.DeclarativeContainer):
         ),
         redis=providers.Resource(
             redis_live_state_store,
-            providers.Callable(lambda s: s.redis.url, settings),
-            clock,
-            password=providers.Callable(
-                lambda s: s.redis.password.get_secret_value() if s.redis.password else None, settings
+            providers.Factory(
+                RedisLiveStateStore,
+                providers.Callable(lambda s: s.redis.url, settings),
+                clock,
+                password=providers.Callable(
+                    lambda s: s.redis.password.get_secret_value() if s.redis.password else None, settings
+                ),
+                key_prefix=providers.Callable(lambda s: s.redis.key_prefix, settings),
+                heartbeat_ttl_ms=providers.Callable(lambda s: s.redis.heartbeat_ttl_ms, settings),
+                node_ttl_ms=providers.Callable(lambda s: s.redis.node_ttl_ms, settings),
+                history_limit=providers.Callable(lambda s: s.redis.heartbeat_history, settings),
             ),
-            key_prefix=providers.Callable(lambda s: s.redis.key_prefix, settings),
-            heartbeat_ttl_ms=providers.Callable(lambda s: s.redis.heartbeat_ttl_ms, settings),
-            node_ttl_ms=providers.Callable(lambda s: s.redis.node_ttl_ms, settings),
-            history_limit=providers.Callable(lambda s: s.redis.heartbeat_history, settings),
         ),
     )
     event_bus = providers.Selector(
@@ -133,14 +136,17 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryEventBus),
         kafka=providers.Resource(
             kafka_event_bus,
-            bootstrap_servers=providers.Callable(lambda s: s.kafka.bootstrap_servers, settings),
-            topic_prefix=providers.Callable(lambda s: s.kafka.topic_prefix, settings),
-            partitions=providers.Callable(lambda s: s.kafka.partitions, settings),
-            event_partitions=providers.Callable(lambda s: s.kafka.event_partitions, settings),
-            replication_factor=providers.Callable(lambda s: s.kafka.replication_factor, settings),
-            client_id=providers.Callable(lambda s: s.kafka.client_id, settings),
-            consumer_group_prefix=providers.Callable(lambda s: s.kafka.consumer_group_prefix, settings),
-            client_config=providers.Callable(lambda s: s.kafka.client_properties(), settings),
+            providers.Factory(
+                KafkaEventBus,
+                bootstrap_servers=providers.Callable(lambda s: s.kafka.bootstrap_servers, settings),
+                topic_prefix=providers.Callable(lambda s: s.kafka.topic_prefix, settings),
+                partitions=providers.Callable(lambda s: s.kafka.partitions, settings),
+                event_partitions=providers.Callable(lambda s: s.kafka.event_partitions, settings),
+                replication_factor=providers.Callable(lambda s: s.kafka.replication_factor, settings),
+                client_id=providers.Callable(lambda s: s.kafka.client_id, settings),
+                consumer_group_prefix=providers.Callable(lambda s: s.kafka.consumer_group_prefix, settings),
+                client_config=providers.Callable(lambda s: s.kafka.client_properties(), settings),
+            ),
         ),
     )
     catalog = providers.Singleton(PydanticWorkerCatalog)

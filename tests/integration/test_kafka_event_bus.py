@@ -141,7 +141,9 @@ async def test_ping_answers_while_running_and_refuses_once_closed(kafka_bootstra
 async def test_the_resource_closes_every_thread_it_started(kafka_bootstrap: str, unique: str) -> None:
     before = {t for t in threading.enumerate() if t.name.startswith("skalds-kafka")}
     resource = kafka_event_bus(
-        bootstrap_servers=kafka_bootstrap, topic_prefix=f"{unique}.", consumer_group_prefix=unique
+        KafkaEventBus(
+            bootstrap_servers=kafka_bootstrap, topic_prefix=f"{unique}.", consumer_group_prefix=unique
+        )
     )
     bus = await anext(resource)
     subscription = bus.commands("n1")

@@ -225,7 +225,7 @@ async def test_a_loop_of_store_calls_stops_when_cancelled(
 
 async def test_the_resource_checks_the_server_and_closes_its_client(redis_url: str, unique: str) -> None:
     clock = FakeClock()
-    resource = redis_live_state_store(redis_url, clock, key_prefix=f"{unique}:")
+    resource = redis_live_state_store(RedisLiveStateStore(redis_url, clock, key_prefix=f"{unique}:"))
     store = await anext(resource)
     await store.ping()
     report = await store.record_heartbeat("t1", HeartbeatReport(received_at=clock.now_ms()))
@@ -236,7 +236,7 @@ async def test_the_resource_checks_the_server_and_closes_its_client(redis_url: s
 
 
 async def test_an_unreachable_server_is_named_without_its_password() -> None:
-    resource = redis_live_state_store("redis://:s3cret@127.0.0.1:1/0", FakeClock())
+    resource = redis_live_state_store(RedisLiveStateStore("redis://:s3cret@127.0.0.1:1/0", FakeClock()))
     with pytest.raises(BackendUnavailableError) as raised:
         await anext(resource)
     assert raised.value.backend == "redis"

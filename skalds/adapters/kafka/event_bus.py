@@ -207,32 +207,8 @@ class KafkaEventBus(EventPublisher, EventSubscriber):
         return self._producer, self._fan_out
 
 
-async def kafka_event_bus(
-    *,
-    bootstrap_servers: str,
-    topic_prefix: str = "",
-    partitions: int = 6,
-    event_partitions: int = 1,
-    replication_factor: int = 1,
-    client_id: str = "skalds",
-    consumer_group_prefix: str = "skalds",
-    client_config: Mapping[str, str] | None = None,
-    delivery_timeout_ms: int = 10_000,
-    start_timeout_s: float = 10.0,
-) -> AsyncIterator[KafkaEventBus]:
+async def kafka_event_bus(bus: KafkaEventBus) -> AsyncIterator[KafkaEventBus]:
     """The bus as a resource: started, yielded, closed (for ``providers.Resource`` in bootstrap)."""
-    bus = KafkaEventBus(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=topic_prefix,
-        partitions=partitions,
-        event_partitions=event_partitions,
-        replication_factor=replication_factor,
-        client_id=client_id,
-        consumer_group_prefix=consumer_group_prefix,
-        client_config=client_config,
-        delivery_timeout_ms=delivery_timeout_ms,
-        start_timeout_s=start_timeout_s,
-    )
     await bus.start()
     try:
         yield bus

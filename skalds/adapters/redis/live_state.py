@@ -75,28 +75,8 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-async def redis_live_state_store(
-    url: str,
-    clock: Clock,
-    *,
-    password: str | None = None,
-    key_prefix: str = "skalds:",
-    heartbeat_ttl_ms: int = HOUR_MS,
-    node_ttl_ms: int = HOUR_MS,
-    history_limit: int = 50,
-    timeout_s: float = 5.0,
-) -> AsyncIterator[RedisLiveStateStore]:
-    """A store on a fresh client, checked to answer before it is handed out, closed afterwards."""
-    store = RedisLiveStateStore(
-        url,
-        clock,
-        password=password,
-        key_prefix=key_prefix,
-        heartbeat_ttl_ms=heartbeat_ttl_ms,
-        node_ttl_ms=node_ttl_ms,
-        history_limit=history_limit,
-        timeout_s=timeout_s,
-    )
+async def redis_live_state_store(store: RedisLiveStateStore) -> AsyncIterator[RedisLiveStateStore]:
+    """A store checked to answer before it is handed out, closed afterwards (a ``providers.Resource``)."""
     try:
         await store.ping()
         yield store
