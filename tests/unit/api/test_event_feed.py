@@ -6,22 +6,9 @@ import asyncio
 import json
 
 from skalds.adapters.memory.event_bus import InMemoryEventBus
-from skalds.domain.events import TaskCreated
-from skalds.domain.task import DesiredState, TaskStatus
 from skalds.entrypoints.api.event_feed import KEEP_ALIVE, EventFeed
 from skalds.entrypoints.api.frames import Stream
-
-
-def created(task_id: str, at: int = 1) -> TaskCreated:
-    return TaskCreated(
-        at=at,
-        task_id=task_id,
-        version=1,
-        from_status=None,
-        to_status=TaskStatus.CREATED,
-        desired_state=DesiredState.RUN,
-        class_name="Demo",
-    )
+from tests.contracts.event_bus import created
 
 
 def messages(batch: bytes) -> list[dict[str, object]]:

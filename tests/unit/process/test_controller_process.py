@@ -26,21 +26,25 @@ def get(url: str) -> dict[str, object]:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
+def wait_until_serving(process: subprocess.Popen[str], port: int) -> dict[str, object]:
+    """The health answer once the controller on ``port`` serves; raises if it exits or takes too long."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return get(f"http://127.0.0.1:{port}/api/system/health")
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.1)
+
+
 def test_the_controller_serves_the_api_in_dispatcher_mode_and_stops_on_sigterm() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "skalds", "controller", "--mode", "dispatcher", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = get(f"http://127.0.0.1:{port}/api/system/health")
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        health = wait_until_serving(process, port)
         assert health["status"] == "healthy"
         status = get(f"http://127.0.0.1:{port}/api/system/status")
         assert status["mode"] == "DISPATCHER"
@@ -105,15 +109,7 @@ def test_a_stopping_controller_ends_open_live_streams_cleanly() -> None:
     command = [sys.executable, "-m", "skalds", "controller", "--mode", "monitor", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                get(f"http://127.0.0.1:{port}/api/system/health")
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        wait_until_serving(process, port)
         lines = []
         with (
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
