@@ -104,6 +104,7 @@ class Container(containers.DeclarativeContainer):
             server_selection_timeout_ms=providers.Callable(
                 lambda s: s.mongo.server_selection_timeout_ms, settings
             ),
+            compare_and_set=providers.Callable(lambda s: s.mongo.compare_and_set, settings),
         ),
     )
     live_state: providers.Provider[LiveStateStore] = providers.Selector(

@@ -157,6 +157,9 @@ class MongoSettings(_Section):
     database: Annotated[str, Field(min_length=1)] = "skalds"
     collection: Annotated[str, Field(min_length=1)] = "tasks"
     server_selection_timeout_ms: Positive = 5_000  # how soon a call fails when the server is down
+    # How a task write checks its version: one conditional update ("conditional": MongoDB, and the FerretDB
+    # that ci/services.py builds), or a claim first ("claims": any FerretDB 1.x). "auto" asks the server.
+    compare_and_set: Literal["auto", "conditional", "claims"] = "auto"
 
 
 class HeartbeatSettings(_Section):

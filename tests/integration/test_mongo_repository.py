@@ -17,6 +17,7 @@ import pytest
 from bson import ObjectId
 
 from skalds.adapters.mongo.repository import (
+    CompareAndSet,
     MongoClient,
     MongoTaskRepository,
     mongo_client,
@@ -40,9 +41,16 @@ async def client(mongo_url: str, unique: str) -> AsyncIterator[MongoClient]:
         await client.close()
 
 
+@pytest.fixture(params=["conditional", "claims"])
+def compare_and_set(request: pytest.FixtureRequest) -> CompareAndSet:
+    """Both ways of writing pass everything here: conditional updates (our FerretDB build, MongoDB) and
+    claims (any FerretDB 1.x)."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-async def repository(client: MongoClient, unique: str) -> MongoTaskRepository:
-    repository = MongoTaskRepository(client, database=unique)
+async def repository(client: MongoClient, unique: str, compare_and_set: CompareAndSet) -> MongoTaskRepository:
+    repository = MongoTaskRepository(client, database=unique, compare_and_set=compare_and_set)
     await repository.prepare()
     return repository
 
@@ -56,6 +64,8 @@ class TestMongoTaskRepository(TaskRepositoryContract):
 async def test_start_up_pings_and_creates_the_indexes_the_queries_use(
     mongo_url: str, unique: str, client: MongoClient
 ) -> None:
+    """On FerretDB 1.x only the unique id index: it uses no other for a query, so they would only cost."""
+    ferretdb = (await client.admin.command("buildInfo")).get("ferretdbVersion") is not None
     resource = mongo_task_repository(mongo_url, database=unique, collection="jobs")
     repository = await anext(resource)
     await repository.ping()
@@ -63,13 +73,16 @@ async def test_start_up_pings_and_creates_the_indexes_the_queries_use(
     await resource.aclose()
     keys = [list(index["key"].items()) async for index in await client[unique]["jobs"].list_indexes()]
     assert [("id", 1)] in keys
+    unique_index = [i async for i in await client[unique]["jobs"].list_indexes() if i["name"] == "id_1"]
+    assert unique_index and unique_index[0].get("unique") is True
+    if ferretdb:
+        assert sorted(keys) == [[("_id", 1)], [("id", 1)]]
+        return
     assert [("createDateTime", -1), ("id", 1)] in keys
     assert [("lifecycleStatus", 1), ("createDateTime", -1), ("id", 1)] in keys
     assert [("lifecycleStatus", 1), ("priority", -1), ("createDateTime", 1)] in keys
     assert [("executor", 1), ("lifecycleStatus", 1)] in keys
     assert [("retryAt", 1)] in keys
-    unique_index = [i async for i in await client[unique]["jobs"].list_indexes() if i["name"] == "id_1"]
-    assert unique_index and unique_index[0].get("unique") is True
 
 
 def upstream_document(task_id: str, **fields: Any) -> dict[str, Any]:
@@ -154,7 +167,7 @@ async def test_writers_in_separate_clients_never_both_win(
         await repository.insert(task)
     other_client = mongo_client(mongo_url)
     try:
-        other = MongoTaskRepository(other_client, database=unique)
+        other = MongoTaskRepository(other_client, database=unique, compare_and_set=repository.compare_and_set)
         lost_a, lost_b = await asyncio.gather(
             repository.update_many([(assigned(task, "a"), 1) for task in tasks]),
             other.update_many([(assigned(task, "b"), 1) for task in reversed(tasks)]),
@@ -170,7 +183,9 @@ async def test_writers_in_separate_clients_never_both_win(
 async def test_a_claim_left_by_a_crashed_writer_is_broken_after_its_lease(
     client: MongoClient, unique: str
 ) -> None:
-    repository = MongoTaskRepository(client, database=unique, claim_lease_ms=60_000, busy_wait_s=0.2)
+    repository = MongoTaskRepository(
+        client, database=unique, claim_lease_ms=60_000, busy_wait_s=0.2, compare_and_set="claims"
+    )
     await repository.prepare()
     await repository.insert(a_task("crashed"))
     await repository.insert(a_task("busy"))
@@ -234,3 +249,43 @@ async def test_required_labels_with_dotted_keys_round_trip(repository: MongoTask
     task = a_task("t1", required_labels={"kubernetes.io/arch": "amd64", "$gpu": "a100"})
     await repository.insert(task)
     assert await repository.get("t1") == task
+
+
+async def test_auto_asks_the_server_before_the_first_write_and_all_writers_agree(
+    client: MongoClient, unique: str
+) -> None:
+    """``auto`` settles on conditional updates on MongoDB and on the FerretDB ci/services.py builds (its
+    writes lock), on claims on any other FerretDB; a repository that was never prepared asks too."""
+    info = await client.admin.command("buildInfo")
+    ferretdb = info.get("ferretdbVersion")
+    expected = "conditional" if ferretdb is None or "-skalds." in ferretdb else "claims"
+    unprepared = MongoTaskRepository(client, database=unique)
+    assert unprepared.compare_and_set == "auto"
+    await unprepared.insert(a_task("t1"))
+    await unprepared.update(assigned(a_task("t1")), 1)
+    assert unprepared.compare_and_set == expected
+    prepared = MongoTaskRepository(client, database=unique)
+    await prepared.prepare()
+    assert prepared.compare_and_set == expected
+
+
+async def test_conditional_writers_racing_on_one_task_win_exactly_once_per_version(
+    client: MongoClient, unique: str
+) -> None:
+    """Ten writers read the task and write the next version, over and over: every win is a version."""
+    if (await client.admin.command("buildInfo")).get("ferretdbVersion", "-skalds.").find("-skalds.") < 0:
+        pytest.skip("a stock FerretDB 1.x: conditional updates are not atomic there (claims are used)")
+    repository = MongoTaskRepository(client, database=unique, compare_and_set="conditional")
+    await repository.insert(a_task("hot"))
+    wins = 0
+
+    async def writer(name: str) -> None:
+        nonlocal wins
+        for _ in range(15):
+            task = await repository.get("hot")
+            change = dataclasses.replace(task, version=task.version + 1, executor=name)
+            lost = await repository.update_many([(change, task.version)])
+            wins += 0 if lost else 1
+
+    await asyncio.gather(*(writer(f"w{i}") for i in range(10)))
+    assert (await repository.get("hot")).version == 1 + wins

@@ -148,18 +148,7 @@ class ClaimedWrites:
         return set()
 
     async def _current(self, task_ids: list[str]) -> dict[str, tuple[Any, int]]:
-        """Stored ``_id`` and version per task id; a document without ``version`` (upstream's) is at 1."""
-        found: dict[str, tuple[Any, int]] = {}
-        if not task_ids:
-            return found
-        fields = {"id": 1, "version": 1}
-        for doc in await self._tasks.find({"_id": one_or_in(task_ids)}, fields).to_list(None):
-            if doc.get("id") == doc["_id"]:
-                found[doc["id"]] = (doc["_id"], int(doc.get("version") or 1))
-        if missing := [task_id for task_id in task_ids if task_id not in found]:  # upstream's ObjectId _ids
-            for doc in await self._tasks.find({"id": one_or_in(missing)}, fields).to_list(None):
-                found[doc["id"]] = (doc["_id"], int(doc.get("version") or 1))
-        return found
+        return await current_versions(self._tasks, task_ids)
 
     async def _write(self, writes: list[tuple[Change, Any]]) -> dict[int, OperationFailure]:
         """Unordered bulk writes in small commands. A command the server refuses is redone one statement
@@ -211,6 +200,23 @@ class ClaimedWrites:
             claim_ids, owner = self._unreleased.pop()
             if not await self._release(claim_ids, owner):  # put back; the next success retries
                 return
+
+
+async def current_versions(
+    tasks: AsyncCollection[dict[str, Any]], task_ids: Sequence[str]
+) -> dict[str, tuple[Any, int]]:
+    """Stored ``_id`` and version per task id; a document without ``version`` (upstream's) is at 1."""
+    found: dict[str, tuple[Any, int]] = {}
+    if not task_ids:
+        return found
+    fields = {"id": 1, "version": 1}
+    for doc in await tasks.find({"_id": one_or_in(task_ids)}, fields).to_list(None):
+        if doc.get("id") == doc["_id"]:
+            found[doc["id"]] = (doc["_id"], int(doc.get("version") or 1))
+    if missing := [task_id for task_id in task_ids if task_id not in found]:  # upstream's ObjectId _ids
+        for doc in await tasks.find({"id": one_or_in(missing)}, fields).to_list(None):
+            found[doc["id"]] = (doc["_id"], int(doc.get("version") or 1))
+    return found
 
 
 def one_or_in(values: Any) -> Any:

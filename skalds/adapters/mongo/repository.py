@@ -1,8 +1,10 @@
 """Tasks in a MongoDB collection (MongoDB 7, or FerretDB 1.24 on SQLite), with compare-and-set on ``version``.
 
-Queries and inserts go straight to the collection. Updates and deletes go through ``ClaimedWrites``, because a
-filter on ``{id, version}`` is no compare-and-set on FerretDB 1.x (``claims`` says why and how). Driver
-errors become BackendUnavailableError; data that the server refuses becomes ValidationError.
+Queries and inserts go straight to the collection. Updates and deletes are compare-and-sets on ``version``:
+one conditional update each (``conditional``) where the server makes that atomic, which MongoDB does and
+FerretDB 1.x does only in the build ``ci/services.py`` makes; elsewhere they claim the version first
+(``claims``). ``compare_and_set="auto"`` picks by what the server says it is. Driver errors become
+BackendUnavailableError; data that the server refuses becomes ValidationError.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from bson.errors import BSONError
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -21,6 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from skalds.adapters.mongo.claims import CLAIM_GROUP, Change, ClaimedWrites, one_or_in
+from skalds.adapters.mongo.conditional import ConditionalWrites
 from skalds.adapters.mongo.documents import task_from_document, task_to_document
 from skalds.domain.errors import (
     BackendUnavailableError,
@@ -41,9 +44,13 @@ REFUSED_DATA_CODES = frozenset({2, 14, 52, 55, 56, 57})  # BadValue, TypeMismatc
 
 Document = dict[str, Any]
 MongoClient = AsyncMongoClient[Document]
+CompareAndSet = Literal["auto", "conditional", "claims"]
+ATOMIC_FERRETDB = "-skalds."  # in the version of the FerretDB that ci/services.py builds (its writes lock)
+CONDITIONAL_GROUP = 1_000  # changes per conditional batch (bulk commands of up to 200 statements)
 
+UNIQUE_ID = IndexModel([("id", ASCENDING)], unique=True)  # upstream's index, same name (id_1): created once
 INDEXES = (
-    IndexModel([("id", ASCENDING)], unique=True),  # upstream's index, same name (id_1): created once
+    UNIQUE_ID,
     IndexModel([("createDateTime", DESCENDING), ("id", ASCENDING)]),  # browsing everything
     IndexModel([("lifecycleStatus", ASCENDING), ("createDateTime", DESCENDING), ("id", ASCENDING)]),
     IndexModel(  # the dispatcher's queue
@@ -90,12 +97,17 @@ async def mongo_task_repository(
     database: str = "skalds",
     collection: str = "tasks",
     server_selection_timeout_ms: int = 5_000,
+    compare_and_set: CompareAndSet = "auto",
 ) -> AsyncIterator[MongoTaskRepository]:
     """A repository on its own client: pinged and indexed before it is handed out, closed afterwards."""
     client = mongo_client(url, server_selection_timeout_ms=server_selection_timeout_ms)
     try:
         repository = MongoTaskRepository(
-            client, database=database, collection=collection, where=redacted(url)
+            client,
+            database=database,
+            collection=collection,
+            where=redacted(url),
+            compare_and_set=compare_and_set,
         )
         try:
             await repository.ping()
@@ -120,6 +132,7 @@ class MongoTaskRepository(TaskRepository):
         where: str | None = None,
         claim_lease_ms: int = 60_000,
         busy_wait_s: float = 5.0,
+        compare_and_set: CompareAndSet = "auto",
     ) -> None:
         self._client = client
         self._where = where or _hosts(client)  # the server, without credentials, for error messages
@@ -131,20 +144,52 @@ class MongoTaskRepository(TaskRepository):
             ) from None
         self._tasks: AsyncCollection[Document] = db[collection]
         claims: AsyncCollection[Document] = db[f"{collection}.claims"]
-        self._writes = ClaimedWrites(self._tasks, claims, lease_ms=claim_lease_ms, busy_wait_s=busy_wait_s)
+        self._claimed = ClaimedWrites(self._tasks, claims, lease_ms=claim_lease_ms, busy_wait_s=busy_wait_s)
+        self._conditional = ConditionalWrites(self._tasks)
+        self._writes: ClaimedWrites | ConditionalWrites | None = None  # "auto": settled by the first write
+        if compare_and_set == "conditional":
+            self._writes = self._conditional
+        elif compare_and_set == "claims":
+            self._writes = self._claimed
+
+    @property
+    def compare_and_set(self) -> Literal["auto", "conditional", "claims"]:
+        """How writes are made; ``auto`` until ``prepare`` or the first write has asked the server."""
+        if self._writes is None:
+            return "auto"
+        return "conditional" if self._writes is self._conditional else "claims"
+
+    async def _writer(self) -> ClaimedWrites | ConditionalWrites:
+        """Writers of one collection must agree (a claim means nothing to a conditional write), so ``auto``
+        asks the server before the first write, conditional on MongoDB and on our FerretDB build."""
+        if self._writes is None:
+            ferretdb = await self._ferretdb_version()
+            atomic = ferretdb is None or ATOMIC_FERRETDB in ferretdb
+            self._writes = self._conditional if atomic else self._claimed
+            log.info("mongo compare-and-set: %s (server: %s)", self.compare_and_set, ferretdb or "MongoDB")
+        return self._writes
+
+    async def _ferretdb_version(self) -> str | None:
+        """FerretDB's version, or None for MongoDB."""
+        version = (await self._client.admin.command("buildInfo")).get("ferretdbVersion")
+        return None if version is None else str(version)
 
     async def ping(self) -> None:
         with self._errors():
             await self._client.admin.command("ping")
 
     async def prepare(self) -> None:
-        """Create the indexes the queries use (idempotent), and drop claims that crashed writers left."""
+        """Create the indexes the queries use (idempotent), settle how writes are made, and drop claims that
+        crashed writers left. FerretDB 1.x gets only the unique id index: it never uses any other for a query
+        (it pushes down only filters on _id), so each would only slow every write (~30% for these six)."""
         with self._errors():
+            await self._writer()
+            indexes = INDEXES if await self._ferretdb_version() is None else (UNIQUE_ID,)
             existing = {index["name"] async for index in await self._tasks.list_indexes()}
-            for index in INDEXES:  # one per call: FerretDB 1.24 panics re-creating several at once (verified)
+            for index in indexes:  # one per call: FerretDB 1.24 panics re-creating several at once (verified)
                 if index.document["name"] not in existing:
                     await self._tasks.create_indexes([index])
-            await self._writes.drop_expired()
+            await self._claimed.drop_expired()
 
     async def get(self, task_id: str) -> Task:
         with self._errors():
@@ -190,9 +235,11 @@ class MongoTaskRepository(TaskRepository):
         changes = [Change(task.id, expected, task_to_document(task)) for task, expected in updates]
         lost: list[str] = []
         with self._errors():
-            for start in range(0, len(changes), CLAIM_GROUP):
-                group = changes[start : start + CLAIM_GROUP]
-                for change, outcome in zip(group, await self._writes.apply(group), strict=True):
+            writes = await self._writer()
+            group_size = CLAIM_GROUP if writes is self._claimed else CONDITIONAL_GROUP
+            for start in range(0, len(changes), group_size):
+                group = changes[start : start + group_size]
+                for change, outcome in zip(group, await writes.apply(group), strict=True):
                     if outcome.kind == "won":
                         continue
                     lost.append(change.task_id)
@@ -233,7 +280,7 @@ class MongoTaskRepository(TaskRepository):
     async def _change_one(self, change: Change) -> None:
         """One compare-and-set, its outcome as ours: a missing task, a conflict, or refused data."""
         with self._errors():
-            outcome = await self._writes.apply_one(change)
+            outcome = await (await self._writer()).apply_one(change)
         if outcome.kind == "missing":
             raise TaskNotFoundError(change.task_id)
         if outcome.kind == "stale":
