@@ -333,30 +333,17 @@ class NodeRuntime:
             await self._supervisor.cancel(task_id)
 
     async def _report_all(self, due: Sequence[tuple[str, WorkerState]], now: int) -> None:
-        """Record one heartbeat per worker, all at once: concurrent writes share round trips (the Redis store
-        batches them), and a task's reports stay in order because a beat returns only when all are stored.
-        Only a stored report vouches for its worker's beats, and a worker that ended is forgotten once its
-        outcome is stored; the first failed write is raised after the others are done."""
-        written = await asyncio.gather(
-            *(self._report(task_id, state, now) for task_id, state in due), return_exceptions=True
-        )
-        failure: BaseException | None = None
-        for (task_id, state), result in zip(due, written, strict=True):
-            if isinstance(result, BaseException):
-                failure = failure or result
-                continue
-            self._beats_seen[task_id] = state.beats
-            if state.outcome is not None:
-                self._forget(task_id)
-        if failure is not None:
-            raise failure
-
-    async def _report(self, task_id: str, state: WorkerState, now: int) -> None:
-        sequence = self._sequences.get(task_id, 0) + 1
-        self._sequences[task_id] = sequence
-        await self._live.record_heartbeat(
-            task_id,
-            HeartbeatReport(
+        """Record one heartbeat per worker in one batch (a few round trips on Redis, however many workers),
+        each task's reports in order. Only a stored report vouches for its worker's beats, and a worker that
+        ended is forgotten once its outcome is stored; a failed batch stores nothing and is raised, and the
+        next beat reports again."""
+        if not due:
+            return
+        reports = []
+        for task_id, state in due:
+            sequence = self._sequences.get(task_id, 0) + 1
+            self._sequences[task_id] = sequence
+            report = HeartbeatReport(
                 received_at=now,
                 sequence=sequence,
                 progress=state.progress,
@@ -365,8 +352,13 @@ class NodeRuntime:
                 paused=state.paused,
                 applied_attachments_version=state.applied_attachments_version,
                 attempt=state.attempt,
-            ),
-        )
+            )
+            reports.append((task_id, report))
+        await self._live.record_heartbeats(reports)
+        for task_id, state in due:
+            self._beats_seen[task_id] = state.beats
+            if state.outcome is not None:
+                self._forget(task_id)
 
     async def _report_outcome(self, task_id: str, attempt: int, outcome: Outcome, error: str | None) -> None:
         report = HeartbeatReport(

@@ -108,6 +108,13 @@ class LiveStateStore(Protocol):
         """Store a heartbeat; returns it with ``progress_changed_at`` stamped."""
         ...
 
+    async def record_heartbeats(
+        self, beats: Sequence[tuple[str, HeartbeatReport]]
+    ) -> Sequence[HeartbeatReport]:
+        """Many heartbeats at once (a node reporting all its workers), in order, each as ``record_heartbeat``
+        stores it; returns them stamped, in the same order. All are stored, or the call raises."""
+        ...
+
     async def latest_heartbeats(self, task_ids: Sequence[str]) -> Mapping[str, HeartbeatReport]:
         """Latest report per task, for many tasks in one call; tasks without one are absent."""
         ...

@@ -38,6 +38,26 @@ class LiveStateStoreContract:
         assert stored.progress_changed_at == now
         assert (await store.latest_heartbeats(["t1"]))["t1"] == stored
 
+    async def test_a_batch_of_heartbeats_is_stored_in_order_and_stamped_like_single_ones(
+        self, store: LiveStateStore, clock: FakeClock
+    ) -> None:
+        start = clock.now_ms()
+        await store.record_heartbeat("a", beat(start - 1_000, 1, progress=5.0))
+        stored = await store.record_heartbeats(
+            [
+                ("a", beat(start, 2, progress=5.0)),  # progress unchanged since the single write
+                ("b", beat(start, 1, progress=1.0)),
+                ("b", beat(start + 1, 2, progress=2.0)),  # the same task twice: in order
+                ("c", beat(start, 1)),
+            ]
+        )
+        assert [report.sequence for report in stored] == [2, 1, 2, 1]
+        assert [report.progress_changed_at for report in stored] == [start - 1_000, start, start + 1, None]
+        latest = await store.latest_heartbeats(["a", "b", "c"])
+        assert {task_id: report.sequence for task_id, report in latest.items()} == {"a": 2, "b": 2, "c": 1}
+        assert [r.sequence for r in await store.heartbeat_history("b", 10)] == [1, 2]
+        assert list(await store.record_heartbeats([])) == []
+
     async def test_outcomes_round_trip(self, store: LiveStateStore, clock: FakeClock) -> None:
         await store.record_heartbeat("t1", beat(clock.now_ms(), outcome=Outcome.FAILED, error="boom"))
         latest = (await store.latest_heartbeats(["t1"]))["t1"]

@@ -54,6 +54,9 @@ class InMemoryLiveStateStore(LiveStateStore):
         beats.written_at = now
         return stored
 
+    async def record_heartbeats(self, beats: Sequence[tuple[str, HeartbeatReport]]) -> list[HeartbeatReport]:
+        return [await self.record_heartbeat(task_id, report) for task_id, report in beats]
+
     async def latest_heartbeats(self, task_ids: Sequence[str]) -> Mapping[str, HeartbeatReport]:
         oldest = self._clock.now_ms() - self._heartbeat_ttl_ms
         beats = self._beats

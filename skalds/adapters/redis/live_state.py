@@ -134,8 +134,7 @@ class RedisLiveStateStore(LiveStateStore):
             return await self._writer.write(task_id, report)
 
     async def record_heartbeats(self, beats: Sequence[tuple[str, HeartbeatReport]]) -> list[HeartbeatReport]:
-        """Many heartbeats in a few round trips, each task's in order: what a node reporting all its workers
-        at once wants. Not on the port (yet); there, concurrent ``record_heartbeat`` calls coalesce alike."""
+        """Many heartbeats in a few script calls (up to 250 beats each), each task's in order."""
         async with self._call("record_heartbeats", deadline=False):
             return await self._writer.write_many(beats)
 
