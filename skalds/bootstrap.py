@@ -184,6 +184,8 @@ class Container(containers.DeclarativeContainer):
         rules=providers.Callable(_reconcile_rules, settings),
         cancel_grace_ms=providers.Callable(lambda s: s.monitor.cancel_grace_ms, settings),
         pause_grace_ms=providers.Callable(lambda s: s.monitor.pause_grace_ms, settings),
+        subscriber=event_bus,
+        resync_every_ms=providers.Callable(lambda s: s.monitor.resync_ms, settings),
     )
     activity = providers.Singleton(ActivityLog)
     queries = providers.Singleton(Queries, repository, live_state, clock, heartbeat_policy, activity)

@@ -219,6 +219,9 @@ class MonitorSettings(_Section):
     cancel_grace_ms: Positive = 30_000  # after a cancel request, before the monitor escalates
     pause_grace_ms: Positive = 30_000
     heartbeat_period_ms: Positive = 1_000  # how often nodes report their workers' heartbeats
+    # The monitor follows task events and re-reads only changed tasks; a full read this often repairs what a
+    # missed event left stale.
+    resync_ms: Positive = 60_000
 
 
 class AlertSettings(_Section):

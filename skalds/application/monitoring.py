@@ -1,7 +1,8 @@
 """The monitor: turns heartbeats and node liveness into lifecycle changes and change events.
 
-One cycle reads every node and the latest heartbeat of every live task in one batch each, decides with the
-pure rules in ``reconciling``, writes all changes with one batched compare-and-set, and publishes an event
+One cycle reads every node and the latest heartbeat of every live task in one batch each (the live tasks
+themselves come from ``LiveTaskView``, kept current from task events), decides with the pure rules in
+``reconciling``, writes all changes with one batched compare-and-set, and publishes an event
 for every status, heartbeat, error and node change, so live views are pushed, not polled. Its cost is
 linear in the number of live tasks.
 
@@ -31,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from skalds.application.live_tasks import LiveTaskView
 from skalds.application.reconciling import ReconcileRules, Step, decide
 from skalds.domain import events as ev
 from skalds.domain import lifecycle
@@ -38,8 +40,8 @@ from skalds.domain.commands import CancelTask, NodeCommand
 from skalds.domain.errors import IllegalTransitionError
 from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, Verdict, from_current_run, interpret
 from skalds.domain.nodes import Node, NodeHealth, node_health
-from skalds.domain.ports import Clock, EventPublisher, LiveStateStore, TaskOrder, TaskQuery, TaskRepository
-from skalds.domain.task import LIVE, DesiredState, Task, TaskStatus
+from skalds.domain.ports import Clock, EventPublisher, EventSubscriber, LiveStateStore, TaskRepository
+from skalds.domain.task import DesiredState, Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,11 @@ class Monitor:
         rules: ReconcileRules,
         cancel_grace_ms: int = 30_000,
         pause_grace_ms: int = 30_000,
+        subscriber: EventSubscriber | None = None,
+        resync_every_ms: int = 60_000,
     ) -> None:
         self._repository = repository
+        self._view = LiveTaskView(repository, clock, subscriber, resync_every_ms=resync_every_ms)
         self._live = live
         self._publisher = publisher
         self._clock = clock
@@ -103,7 +108,7 @@ class Monitor:
         now = self._clock.now_ms()
         out: list[ev.DomainEvent | NodeCommand] = []
         nodes = await self._live.list_nodes()
-        tasks = (await self._repository.list(TaskQuery(statuses=LIVE, limit=None, order=TaskOrder.ANY))).items
+        tasks = await self._view.tasks()
         stored = await self._live.latest_heartbeats([t.id for t in tasks])
         paused = self._looked_at is None or now - self._looked_at > self._trusted_pause_ms
         executors = self._observe_nodes(nodes, tasks, stored, now, out, paused=paused)
@@ -144,6 +149,10 @@ class Monitor:
                 self._nudge(task, now, out)
         self._reports, self._task_since, self._looked_at = reports, silences, now
         lost = set(await self._repository.update_many(updates)) if updates else set()
+        self._view.lost(lost)
+        for new, _ in updates:
+            if new.id not in lost:
+                self._view.stored(new)
         for (new, _), task_events in zip(updates, pending_events, strict=True):
             if new.id not in lost:
                 out.extend(task_events)
@@ -161,12 +170,19 @@ class Monitor:
 
     async def run(self, *, interval_s: float) -> None:
         """Run a cycle every ``interval_s`` until cancelled; a failing cycle is logged and retried."""
-        while True:
-            try:
-                await self.run_cycle()
-            except Exception:
-                log.exception("monitor cycle failed")
-            await asyncio.sleep(interval_s)
+        try:
+            while True:
+                try:
+                    await self.run_cycle()
+                except Exception:
+                    log.exception("monitor cycle failed")
+                await asyncio.sleep(interval_s)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop following task events (a later cycle follows them again, from a fresh read)."""
+        await self._view.aclose()
 
     def node_health(self, node_id: str) -> NodeHealth | None:
         return self._node_health.get(node_id)

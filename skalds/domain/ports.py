@@ -70,6 +70,10 @@ class TaskRepository(Protocol):
         """The task, or TaskNotFoundError."""
         ...
 
+    async def get_many(self, task_ids: Sequence[str]) -> Mapping[str, Task]:
+        """The tasks of these ids in one read; ids not stored are absent."""
+        ...
+
     async def list(self, query: TaskQuery) -> TaskPage: ...
 
     async def insert(self, task: Task) -> None:

@@ -66,6 +66,15 @@ class TaskRepositoryContract:
         with pytest.raises(TaskNotFoundError):
             await repo.get("nope")  # a failed update never creates the task
 
+    async def test_get_many_reads_the_stored_ones_of_many_ids_at_once(self, repo: TaskRepository) -> None:
+        for task_id in ("a", "b", "c"):
+            await repo.insert(a_task(task_id))
+        await repo.update(assigned(a_task("b")), 1)
+        found = await repo.get_many(["c", "b", "missing", "b"])
+        assert sorted(found) == ["b", "c"]
+        assert found["b"] == assigned(a_task("b")) and found["c"] == a_task("c")
+        assert dict(await repo.get_many([])) == {}
+
     async def test_an_id_is_taken_once(self, repo: TaskRepository) -> None:
         await repo.insert(a_task("t1"))
         with pytest.raises(TaskAlreadyExistsError):

@@ -25,6 +25,9 @@ class InMemoryTaskRepository(TaskRepository):
             raise TaskNotFoundError(task_id)
         return task
 
+    async def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        return {task_id: self._tasks[task_id] for task_id in task_ids if task_id in self._tasks}
+
     async def list(self, query: TaskQuery) -> TaskPage:
         end = None if query.limit is None else query.offset + query.limit
         statuses = _statuses(query)

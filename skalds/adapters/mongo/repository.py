@@ -200,6 +200,20 @@ class MongoTaskRepository(TaskRepository):
             raise TaskNotFoundError(task_id)
         return task_from_document(doc)
 
+    async def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """By ``_id`` (one indexed read), then by ``id`` for what that missed (upstream's ObjectId ``_id``s,
+        or tasks that are gone: on FerretDB that second read scans the collection)."""
+        wanted = sorted(set(task_ids))
+        if not wanted:
+            return {}
+        with self._errors():
+            docs = await self._tasks.find({"_id": one_or_in(wanted)}).to_list(None)
+            found = {doc["id"]: doc for doc in docs if doc.get("id") == doc["_id"]}
+            if missing := [task_id for task_id in wanted if task_id not in found]:
+                for doc in await self._tasks.find({"id": one_or_in(missing)}).to_list(None):
+                    found.setdefault(doc["id"], doc)
+        return {task.id: task for task in _decoded(list(found.values()))}
+
     async def list(self, query: TaskQuery) -> TaskPage:
         where = _filter(query)
         cursor = self._tasks.find(where)
