@@ -3,8 +3,9 @@
 One cycle reads every node and the latest heartbeat of every live task in one batch each (the live tasks
 themselves come from ``LiveTaskView``, kept current from task events), decides with the pure rules in
 ``reconciling``, writes all changes with one batched compare-and-set, and publishes an event
-for every status, heartbeat, error and node change, so live views are pushed, not polled. Its cost is
-linear in the number of live tasks.
+for every status, heartbeat, error and node change, so live views are pushed, not polled (a cycle's new
+heartbeats go out as a few ``TaskHeartbeatsObserved`` batches, not one event per task). Its cost is linear
+in the number of live tasks.
 
 The live-state store forgets by design (Redis without persistence comes back empty after a restart), so an
 entry missing from it is not taken for silence. The monitor remembers the last entry it saw of every node
@@ -44,6 +45,8 @@ from skalds.domain.ports import Clock, EventPublisher, EventSubscriber, LiveStat
 from skalds.domain.task import DesiredState, Task, TaskStatus
 
 log = logging.getLogger(__name__)
+
+HEARTBEATS_PER_EVENT = 2_000  # a batch of heartbeat observations stays ~120 KB on the wire
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,57 +109,25 @@ class Monitor:
 
     async def run_cycle(self) -> CycleReport:
         now = self._clock.now_ms()
-        out: list[ev.DomainEvent | NodeCommand] = []
         nodes = await self._live.list_nodes()
         tasks = await self._view.tasks()
         stored = await self._live.latest_heartbeats([t.id for t in tasks])
         paused = self._looked_at is None or now - self._looked_at > self._trusted_pause_ms
-        executors = self._observe_nodes(nodes, tasks, stored, now, out, paused=paused)
-        reports: dict[str, tuple[int, HeartbeatReport]] = {}  # this cycle's memory, kept at the end
-        silences: dict[str, tuple[int, int]] = {}
-        updates: list[tuple[Task, int]] = []
-        pending_events: list[list[ev.TaskEvent]] = []
-        verdicts: dict[str, Verdict] = {}
+        cycle = _Cycle(now)
+        executors = self._observe_nodes(nodes, tasks, stored, now, cycle.out, paused=paused)
         for task in tasks:
-            held = stored.get(task.id)
-            if held is not None and not from_current_run(task, held):
-                held = None
-            report, since = self._recall(task, held, now, paused=paused)  # reads the previous cycle's memory
-            if report is not None:
-                reports[task.id] = (task.attempt, report)
-            if since is not None:
-                silences[task.id] = (task.attempt, since)
-            verdict, unwitnessed = self._judge(task, report, since, now)
-            verdicts[task.id] = verdict
-            self._observe_task(task, report, verdict, now, out)
-            executor_health = executors[task.executor or ""]
-            if unwitnessed and executor_health is not NodeHealth.OFFLINE:
-                steps: list[Step] = []  # silence it did not witness long enough to act on
-            else:
-                steps = decide(
-                    task,
-                    verdict=verdict,
-                    report=report,
-                    executor_health=executor_health,
-                    now=now,
-                    rules=self._rules,
-                )
-            new, task_events = _apply_all(task, steps, now) if steps else (task, [])
-            if task_events:
-                updates.append((new, task.version))
-                pending_events.append(task_events)
-            else:
-                self._nudge(task, now, out)
-        self._reports, self._task_since, self._looked_at = reports, silences, now
+            self._judge_task(task, stored.get(task.id), executors, cycle, paused=paused)
+        self._reports, self._task_since, self._looked_at = cycle.reports, cycle.silences, now
+        updates = cycle.updates
         lost = set(await self._repository.update_many(updates)) if updates else set()
         self._view.lost(lost)
-        for new, _ in updates:
+        out = cycle.out
+        for (new, _), task_events in zip(updates, cycle.pending_events, strict=True):
             if new.id not in lost:
                 self._view.stored(new)
-        for (new, _), task_events in zip(updates, pending_events, strict=True):
-            if new.id not in lost:
                 out.extend(task_events)
-        self._forget_missing(verdicts)
+        self._forget_missing(cycle.verdicts)
+        out.extend(cycle.beats.events(now))
         await self._publisher.publish_many(out)
         elapsed = self._clock.now_ms() - now
         self.counters.cycles += 1
@@ -167,6 +138,40 @@ class Monitor:
         return CycleReport(
             live_tasks=len(tasks), changed=len(updates) - len(lost), lost=len(lost), events=len(out)
         )
+
+    def _judge_task(
+        self,
+        task: Task,
+        held: HeartbeatReport | None,
+        executors: Mapping[str, NodeHealth],
+        cycle: _Cycle,
+        *,
+        paused: bool,
+    ) -> None:
+        """One live task: its verdict, the events it earns and the changes it needs, into ``cycle``."""
+        now = cycle.now
+        if held is not None and not from_current_run(task, held):
+            held = None
+        report, since = self._recall(task, held, now, paused=paused)  # reads the previous cycle's memory
+        if report is not None:
+            cycle.reports[task.id] = (task.attempt, report)
+        if since is not None:
+            cycle.silences[task.id] = (task.attempt, since)
+        verdict, unwitnessed = self._judge(task, report, since, now)
+        cycle.verdicts[task.id] = verdict
+        self._observe_task(task, report, verdict, cycle)
+        executor_health = executors[task.executor or ""]
+        if unwitnessed and executor_health is not NodeHealth.OFFLINE:
+            return  # silence it did not witness long enough to act on
+        steps = decide(
+            task, verdict=verdict, report=report, executor_health=executor_health, now=now, rules=self._rules
+        )
+        new, task_events = _apply_all(task, steps, now) if steps else (task, [])
+        if task_events:
+            cycle.updates.append((new, task.version))
+            cycle.pending_events.append(task_events)
+        else:
+            self._nudge(task, now, cycle.out)
 
     async def run(self, *, interval_s: float) -> None:
         """Run a cycle every ``interval_s`` until cancelled; a failing cycle is logged and retried."""
@@ -295,26 +300,13 @@ class Monitor:
         return verdict, False
 
     def _observe_task(
-        self,
-        task: Task,
-        report: HeartbeatReport | None,
-        verdict: Verdict,
-        now: int,
-        out: list[ev.DomainEvent | NodeCommand],
+        self, task: Task, report: HeartbeatReport | None, verdict: Verdict, cycle: _Cycle
     ) -> None:
+        now, out = cycle.now, cycle.out
         if report is not None and self._sequences.get(task.id) != report.sequence:
             self._sequences[task.id] = report.sequence
             self.counters.heartbeats += 1
-            out.append(
-                ev.TaskHeartbeatObserved(
-                    at=now,
-                    task_id=task.id,
-                    sequence=report.sequence,
-                    progress=report.progress,
-                    verdict=verdict,
-                    status=task.lifecycle_status,
-                )
-            )
+            cycle.beats.add(task.id, report.sequence, report.progress, verdict, task.lifecycle_status)
         if report is not None and report.error and self._errors.get(task.id) != report.error:
             self._errors[task.id] = report.error
             out.append(
@@ -359,6 +351,58 @@ class Monitor:
         self._errors = {k: v for k, v in self._errors.items() if k in verdicts}
         self._waiting = {k: v for k, v in self._waiting.items() if k in verdicts}
         self._pause_reported &= verdicts.keys()
+
+
+class _Cycle:
+    """What one cycle decided: the events and commands to send, the changes to write, the memory to keep."""
+
+    __slots__ = ("beats", "now", "out", "pending_events", "reports", "silences", "updates", "verdicts")
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+        self.out: list[ev.DomainEvent | NodeCommand] = []
+        self.beats = _Observations()
+        self.reports: dict[str, tuple[int, HeartbeatReport]] = {}  # the memory the next cycle recalls
+        self.silences: dict[str, tuple[int, int]] = {}
+        self.updates: list[tuple[Task, int]] = []
+        self.pending_events: list[list[ev.TaskEvent]] = []  # per update, sent when it is won
+        self.verdicts: dict[str, Verdict] = {}
+
+
+class _Observations:
+    """A cycle's new heartbeats, as the columns of ``TaskHeartbeatsObserved``."""
+
+    __slots__ = ("progress", "sequences", "statuses", "task_ids", "verdicts")
+
+    def __init__(self) -> None:
+        self.task_ids: list[str] = []
+        self.sequences: list[int] = []
+        self.progress: list[float | None] = []
+        self.verdicts: list[str] = []
+        self.statuses: list[TaskStatus] = []
+
+    def add(
+        self, task_id: str, sequence: int, progress: float | None, verdict: str, status: TaskStatus
+    ) -> None:
+        self.task_ids.append(task_id)
+        self.sequences.append(sequence)
+        self.progress.append(progress)
+        self.verdicts.append(verdict)
+        self.statuses.append(status)
+
+    def events(self, now: int) -> list[ev.TaskHeartbeatsObserved]:
+        size = HEARTBEATS_PER_EVENT
+        return [
+            ev.TaskHeartbeatsObserved(
+                at=now,
+                task_ids=tuple(self.task_ids[start : start + size]),
+                sequences=tuple(self.sequences[start : start + size]),
+                progress=tuple(self.progress[start : start + size]),
+                verdicts=tuple(self.verdicts[start : start + size]),
+                statuses=tuple(self.statuses[start : start + size]),
+            )
+            for start in range(0, len(self.task_ids), size)
+        ]
 
 
 def _heard_at(node: Node | None, now: int, paused: bool) -> int:

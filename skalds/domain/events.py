@@ -6,8 +6,10 @@ order events per task and drop duplicates (at-least-once delivery) without readi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from skalds.domain.errors import ValidationError
 from skalds.domain.task import DesiredState, TaskStatus
 
 
@@ -151,6 +153,46 @@ class TaskHeartbeatObserved(DomainEvent):
     progress: float | None
     verdict: str
     status: TaskStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHeartbeatsObserved(DomainEvent):
+    """One monitor cycle's new heartbeats, as columns: one message per cycle instead of one per task.
+
+    Position ``i`` of every column is one task's ``TaskHeartbeatObserved``; ``each()`` gives those back.
+    """
+
+    task_ids: tuple[str, ...]
+    sequences: tuple[int, ...]
+    progress: tuple[float | None, ...]
+    verdicts: tuple[str, ...]
+    statuses: tuple[TaskStatus, ...]
+
+    def __post_init__(self) -> None:
+        expected = len(self.task_ids)
+        for name, column in (
+            ("sequences", self.sequences),
+            ("progress", self.progress),
+            ("verdicts", self.verdicts),
+            ("statuses", self.statuses),
+        ):
+            if len(column) != expected:
+                raise ValidationError(
+                    name, f"has {len(column)} entries; expected {expected}, one per task id"
+                )
+
+    def each(self) -> Iterator[TaskHeartbeatObserved]:
+        """The per-task events, in column order, all at this batch's ``at``."""
+        columns = zip(self.task_ids, self.sequences, self.progress, self.verdicts, self.statuses, strict=True)
+        for task_id, sequence, progress, verdict, status in columns:
+            yield TaskHeartbeatObserved(
+                at=self.at,
+                task_id=task_id,
+                sequence=sequence,
+                progress=progress,
+                verdict=verdict,
+                status=status,
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,6 +28,18 @@ def created(task_id: str, at: int = 1) -> ev.TaskCreated:
     )
 
 
+def heartbeats(*task_ids: str, at: int = 1) -> ev.TaskHeartbeatsObserved:
+    """One monitor cycle's heartbeats: the i-th task has sequence i + 1, progress 10 * i (none first)."""
+    return ev.TaskHeartbeatsObserved(
+        at=at,
+        task_ids=task_ids,
+        sequences=tuple(i + 1 for i in range(len(task_ids))),
+        progress=tuple(None if i == 0 else 10.0 * i for i in range(len(task_ids))),
+        verdicts=tuple("progressing" for _ in task_ids),
+        statuses=tuple(TaskStatus.RUNNING for _ in task_ids),
+    )
+
+
 async def receive(subscription: Subscription[T], count: int, within: float = 1.0) -> list[T]:
     iterator: AsyncIterator[T] = aiter(subscription)
     return [await asyncio.wait_for(anext(iterator), within) for _ in range(count)]
@@ -74,6 +86,14 @@ class EventBusContract:
         )
         await bus.publish(event)
         assert await receive(subscription, 1, self.delivery_timeout_s) == [event]
+        await subscription.close()
+
+    async def test_a_heartbeat_batch_arrives_whole_and_in_order_among_task_events(self, bus: Any) -> None:
+        subscription = bus.events()
+        await asyncio.sleep(0)
+        sent = [created("t1"), heartbeats("t1", "t2", "t3"), created("t4")]
+        await bus.publish_many(sent)
+        assert await receive(subscription, 3, self.delivery_timeout_s) == sent
         await subscription.close()
 
     async def test_commands_reach_only_their_node(self, bus: Any) -> None:

@@ -138,8 +138,10 @@ async def test_the_monitor_loop_survives_a_redis_restart(
 
     def heartbeat_seen(task_id: str, sequence: int) -> bool:
         return any(
-            isinstance(e, ev.TaskHeartbeatObserved) and (e.task_id, e.sequence) == (task_id, sequence)
+            (beat.task_id, beat.sequence) == (task_id, sequence)
             for e in seen
+            if isinstance(e, ev.TaskHeartbeatsObserved)
+            for beat in e.each()
         )
 
     now = clock.now_ms()

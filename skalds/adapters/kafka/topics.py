@@ -33,8 +33,9 @@ from skalds.domain.commands import (
     UpdateTaskAttachments,
 )
 from skalds.domain.errors import BackendUnavailableError
-from skalds.domain.events import DomainEvent, NodeEvent
+from skalds.domain.events import DomainEvent, NodeEvent, TaskHeartbeatsObserved
 
+HEARTBEAT_BATCH_KEY = "TaskHeartbeatsObserved"
 _COMMAND_TOPICS: Mapping[type[NodeCommand], str] = MappingProxyType(
     {
         AssignTask: "task.assign",
@@ -92,6 +93,8 @@ class Topics:
     def for_event(self, event: DomainEvent) -> str:
         if isinstance(event, NodeEvent):
             return self.node_events
+        if isinstance(event, TaskHeartbeatsObserved):  # about many tasks, so it has no ``task_id``
+            return self.task_events
         return self.task_events if hasattr(event, "task_id") else self.system_events
 
     def partitions_of(self, partitions: int, event_partitions: int) -> Mapping[str, int]:
@@ -102,7 +105,12 @@ class Topics:
 
 
 def event_key(event: DomainEvent) -> str | None:
-    """Task id, node id for node events, alert id for alerts: ordering per subject across partitions."""
+    """Task id, node id for node events, alert id for alerts: ordering per subject across partitions.
+
+    Heartbeat batches share one fixed key, so they keep the monitor's cycle order on one partition (a null key
+    would spread them over the partitions at random)."""
+    if isinstance(event, TaskHeartbeatsObserved):
+        return HEARTBEAT_BATCH_KEY
     for name in ("task_id", "node_id", "alert_id"):
         value = getattr(event, name, None)
         if isinstance(value, str):

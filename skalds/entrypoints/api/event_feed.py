@@ -17,7 +17,7 @@ from typing import Any
 
 from skalds.domain.events import DomainEvent
 from skalds.domain.ports import EventSubscriber
-from skalds.entrypoints.api.frames import Stream, frame_for
+from skalds.entrypoints.api.frames import Stream, frames_for
 
 KEEP_ALIVE = b": keep-alive\n\n"
 
@@ -98,16 +98,14 @@ class EventFeed:
         self.recent = deque(maxlen=self.replay)
 
     def publish(self, event: DomainEvent) -> None:
-        found = frame_for(event)
-        if found is None:
-            return
-        stream, frame = found
-        self.counter += 1
-        message = sse_message(json.dumps(frame, separators=(",", ":")), self.counter)
-        self.recent.append((self.counter, stream, frame, message))
-        for client in self.clients:
-            if client.wants(stream, frame):
-                client.offer(message)
+        """Number, encode and offer each frame of the event (a batch event gives one frame per task)."""
+        for stream, frame in frames_for(event):
+            self.counter += 1
+            message = sse_message(json.dumps(frame, separators=(",", ":")), self.counter)
+            self.recent.append((self.counter, stream, frame, message))
+            for client in self.clients:
+                if client.wants(stream, frame):
+                    client.offer(message)
 
     async def run(self, subscriber: EventSubscriber) -> None:
         """Feed clients from the event stream, and keep idle streams alive, until cancelled."""

@@ -3,7 +3,8 @@
 Upstream had ``task_heartbeat``, ``task_error``, ``task_exception``, ``skald_status`` and ``skald_heartbeat``
 and never sent a status-only change; we add ``task_status`` (every lifecycle change) and ``alert`` frames.
 The dashboard reads ``data.lifecycleStatus``, ``data.heartbeat``, ``data.error``, ``data.exception``,
-``data.status`` and ``data.tasks``; they are all here.
+``data.status`` and ``data.tasks``; they are all here. A batch event (``TaskHeartbeatsObserved``) becomes one
+frame per task, exactly as its per-task events would, so the SSE contract does not know batches exist.
 """
 
 from __future__ import annotations
@@ -19,8 +20,18 @@ class Stream(StrEnum):
     SKALDS = "skalds"
 
 
-def frame_for(event: ev.DomainEvent) -> tuple[Stream, dict[str, Any]] | None:
-    """The stream and frame for an event, or None for events live views do not show."""
+Framed = tuple[Stream, dict[str, Any]]
+
+
+def frames_for(event: ev.DomainEvent) -> list[Framed]:
+    """Each frame an event becomes, with its stream, in order; none for events live views do not show."""
+    if isinstance(event, ev.TaskHeartbeatsObserved):
+        return [framed for single in event.each() for framed in frames_for(single)]
+    framed = _frame(event)
+    return [] if framed is None else [framed]
+
+
+def _frame(event: ev.DomainEvent) -> Framed | None:
     match event:
         case ev.TaskHeartbeatObserved():
             data: dict[str, Any] = {

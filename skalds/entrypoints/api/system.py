@@ -10,7 +10,7 @@ from litestar.params import FromQuery
 
 import skalds
 from skalds.domain.task import TaskStatus
-from skalds.entrypoints.api.frames import frame_for
+from skalds.entrypoints.api.frames import frames_for
 from skalds.entrypoints.api.injection import Injected
 from skalds.entrypoints.api.schemas import alert_json, summary_json
 
@@ -116,10 +116,8 @@ class SystemController(Controller):
 
     @get("/activity")
     async def recent_activity(self, services: Injected, limit: FromQuery[int] = 50) -> dict[str, Any]:
-        items = [
-            f for e in services.activity.recent(min(max(limit, 1), 500)) if (f := frame_for(e)) is not None
-        ]
-        return {"items": [frame for _, frame in items]}
+        recent = services.activity.recent(min(max(limit, 1), 500))
+        return {"items": [frame for event in recent for _, frame in frames_for(event)]}
 
 
 class AlertController(Controller):

@@ -15,12 +15,13 @@ import pytest
 
 from skalds.adapters.codecs import parse_upstream_task_event, parse_upstream_taskworker_update
 from skalds.adapters.kafka.messages import UPSTREAM_FORM, WireCodec
-from skalds.adapters.kafka.topics import Topics, event_key
+from skalds.adapters.kafka.topics import HEARTBEAT_BATCH_KEY, Topics, event_key
 from skalds.domain import events as ev
 from skalds.domain.commands import AssignTask, CancelTask, NodeCommand, UpdateTaskAttachments
 from skalds.domain.errors import ValidationError
 from skalds.domain.events import DomainEvent
 from skalds.domain.task import DesiredState, TaskStatus
+from tests.contracts.event_bus import heartbeats
 
 
 def subclasses(base: type[Any]) -> Iterator[type[Any]]:
@@ -37,8 +38,9 @@ def sample(annotation: Any, name: str, *, optional_as_none: bool) -> Any:
         options = [a for a in typing.get_args(annotation) if a is not NoneType]
         return None if optional_as_none else sample(options[0], name, optional_as_none=False)
     origin = typing.get_origin(annotation)
-    if origin is tuple:
-        return ("a", "b")
+    if origin is tuple:  # ``tuple[X, ...]``: two of X, so the columns of a batch event agree in length
+        item = typing.get_args(annotation)[0]
+        return tuple(sample(item, name, optional_as_none=optional_as_none) for _ in range(2))
     if origin is not None and issubclass(origin, Mapping):
         return {"fps": 5, "camera": {"url": "rtsp://x", "zones": [1, 2]}}
     if isinstance(annotation, type) and issubclass(annotation, Enum):
@@ -98,6 +100,18 @@ def test_events_are_camel_case_json_with_their_type_and_enums_come_back_as_enums
     }  # fmt: skip
     decoded = codec.decode_event(json.dumps(wire).encode())
     assert isinstance(decoded, ev.TaskFailed) and decoded.to_status is TaskStatus.FAILED
+
+
+def test_a_heartbeat_batch_is_columns_of_camel_case_json_and_comes_back_equal(codec: WireCodec) -> None:
+    batch = heartbeats("t1", "t2", "t3", at=9)
+    wire = json.loads(codec.encode_event(batch))
+    assert wire == {
+        "type": "TaskHeartbeatsObserved", "at": 9, "taskIds": ["t1", "t2", "t3"], "sequences": [1, 2, 3],
+        "progress": [None, 10.0, 20.0], "verdicts": ["progressing"] * 3, "statuses": ["Running"] * 3,
+    }  # fmt: skip
+    decoded = codec.decode_event(json.dumps(wire).encode())
+    assert decoded == batch and isinstance(decoded, ev.TaskHeartbeatsObserved)
+    assert decoded.statuses[0] is TaskStatus.RUNNING
 
 
 def test_tuples_come_back_as_tuples(codec: WireCodec) -> None:
@@ -208,6 +222,30 @@ def test_malformed_events_name_the_wire_field(codec: WireCodec, raw: bytes | Non
     assert caught.value.field == field
 
 
+def heartbeats_wire(**changes: Any) -> bytes:
+    wire = json.loads(WireCodec().encode_event(heartbeats("t1", "t2")))
+    wire.update(changes)
+    return json.dumps(wire).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (heartbeats_wire(sequences=[1]), "sequences"),
+        (heartbeats_wire(progress=[None, 5.0, 6.0]), "progress"),
+        (heartbeats_wire(verdicts=[]), "verdicts"),
+        (heartbeats_wire(taskIds=["t1"]), "sequences"),  # the task ids set the length the others must have
+        (heartbeats_wire(statuses=["Running", "Sleeping"]), "statuses.1"),
+        (heartbeats_wire(sequences=[1, "second"]), "sequences.1"),
+        (heartbeats_wire(taskIds="t1"), "taskIds"),
+    ],
+)
+def test_malformed_heartbeat_batches_name_the_wire_column(codec: WireCodec, raw: bytes, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        codec.decode_event(raw)
+    assert caught.value.field == field
+
+
 def test_unknown_extra_fields_are_ignored_for_forward_compatibility(codec: WireCodec) -> None:
     assert isinstance(codec.decode_event(good_event(addedLater=1)), ev.TaskAssigned)
     assert isinstance(codec.decode_command(good_command(addedLater=1)), CancelTask)
@@ -222,6 +260,9 @@ def test_each_message_has_its_topic_and_key() -> None:
     assert (topics.for_event(node), event_key(node)) == ("p.skalds.node.events", node.node_id)
     assert (topics.for_event(alert), event_key(alert)) == ("p.skalds.system.events", alert.alert_id)
     assert topics.for_event(instance(ev.TaskHeartbeatObserved)) == "p.skalds.task.events"
+    batch, other_batch = heartbeats("t1", "t2"), heartbeats("t9", at=5)
+    assert (topics.for_event(batch), event_key(batch)) == ("p.skalds.task.events", HEARTBEAT_BATCH_KEY)
+    assert event_key(other_batch) == event_key(batch)  # one partition: batches keep the monitor's order
     assert sorted(topics.for_command_class(c) for c in COMMAND_CLASSES) == sorted(topics.commands)
     assert topics.for_command(instance(AssignTask)) == "p.task.assign"
     assert topics.partitions_of(6, 1)["p.task.cancel"] == 6

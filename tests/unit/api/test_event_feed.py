@@ -6,9 +6,10 @@ import asyncio
 import json
 
 from skalds.adapters.memory.event_bus import InMemoryEventBus
+from skalds.domain.events import DomainEvent
 from skalds.entrypoints.api.event_feed import KEEP_ALIVE, EventFeed
 from skalds.entrypoints.api.frames import Stream
-from tests.contracts.event_bus import created
+from tests.contracts.event_bus import created, heartbeats
 
 
 def messages(batch: bytes) -> list[dict[str, object]]:
@@ -33,6 +34,39 @@ async def test_each_frame_is_encoded_once_numbered_and_sent_to_the_clients_that_
     assert not nodes.pending
     assert everyone.pending == only_t2.pending  # both drained
     assert feed.recent[1][3].startswith(b"id: 2\n")
+
+
+def fed(*events: DomainEvent) -> EventFeed:
+    """A feed with one client per task stream (all tasks, and only t2) that was sent these events."""
+    feed = EventFeed()
+    feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    feed.connect(Stream.TASKS, task_id="t2", node_id=None, after=None)
+    for event in events:
+        feed.publish(event)
+    return feed
+
+
+async def test_a_heartbeat_batch_gives_each_client_the_frames_its_single_events_would() -> None:
+    batch = heartbeats("t1", "t2", "t3", at=9)
+    batched, single = fed(created("t0"), batch), fed(created("t0"), *batch.each())
+    assert [message for *_, message in batched.recent] == [message for *_, message in single.recent]
+    assert len(batched.recent) == 4 and batched.counter == single.counter == 4
+    got = {client.task_id: b"".join(client.pending) for client in batched.clients}
+    want = {client.task_id: b"".join(client.pending) for client in single.clients}
+    assert got == want
+    assert [m["taskId"] for m in messages(got["t2"])] == ["t2"]  # filtered per task, like any frame
+    assert messages(got["t2"])[0] == {
+        "type": "task_heartbeat",
+        "taskId": "t2",
+        "data": {"heartbeat": 2, "lifecycleStatus": "Running", "progress": 10.0, "verdict": "progressing"},
+        "timestamp": 9,
+    }
+
+
+async def test_a_reconnecting_client_resumes_in_the_middle_of_a_batch() -> None:
+    feed = fed(heartbeats("t1", "t2", "t3"))
+    back = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=1)
+    assert [m["taskId"] for m in messages(await back.next_batch())] == ["t2", "t3"]
 
 
 async def test_a_slow_client_loses_its_oldest_frames_is_told_how_many_and_others_get_all() -> None:

@@ -97,9 +97,28 @@ async def test_status_heartbeat_and_node_changes_are_pushed_as_events(system: Sy
     system.workers.control(task.id).progress = 10
     await system.settle()
     await system.cycle()
-    kinds = [type(e).__name__ for e in await drain(events)]
-    for expected in ("NodeCameOnline", "TaskCreated", "TaskAssigned", "TaskStarted", "TaskHeartbeatObserved"):
+    seen = await drain(events)
+    kinds = [type(e).__name__ for e in seen]
+    for expected in ("NodeCameOnline", "TaskCreated", "TaskAssigned", "TaskStarted", "TaskHeartbeatsObserved"):
         assert expected in kinds
+    beats = [b for e in seen if isinstance(e, ev.TaskHeartbeatsObserved) for b in e.each()]
+    assert any(b.task_id == task.id and b.progress == 10 for b in beats)  # one batch per cycle, this task in it
+
+
+async def test_a_cycles_new_heartbeats_go_out_in_batches_not_one_event_per_task(system: System) -> None:
+    await system.add_node("n1", capacity=5)
+    for n in range(5):
+        await system.services.tasks.create(TaskDraft(id=f"t{n}", class_name=CLASS))
+    await system.cycle()
+    events = system.services.subscriber.events()
+    for n in range(5):
+        system.workers.control(f"t{n}").progress = 50
+    await system.settle()
+    await system.beat("n1")
+    await system.cycle()
+    batches = [e for e in await drain(events) if isinstance(e, ev.TaskHeartbeatsObserved)]
+    assert len(batches) == 1
+    assert sorted(batches[0].task_ids) == [f"t{n}" for n in range(5)] and set(batches[0].progress) == {50}
 
 
 async def test_the_dispatcher_assigns_a_new_task_at_once_not_at_its_next_sweep(system: System) -> None:
