@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import pytest
@@ -106,6 +107,42 @@ async def test_a_batch_read_of_5000_tasks_is_correct(store: RedisLiveStateStore,
     assert all(latest[task_id] == report for task_id, report in zip(ids, written, strict=True))
     assert [latest[task_id].sequence for task_id in ids] == list(range(5_000))
     assert latest["task-00007"].progress == 1.0
+
+
+async def test_a_read_in_concurrent_chunks_answers_as_one_read_would(
+    store: RedisLiveStateStore, redis: Redis, prefix: str, clock: FakeClock
+) -> None:
+    """4,500 ids are read as chunks of 2,000, 2,000 and 500 at once: each keeps the rules of one MGET."""
+    ids = [f"task-{i:05d}" for i in range(4_500)]
+    await store.record_heartbeats([(task_id, beat(clock.now_ms(), 1)) for task_id in ids[3_000:]])
+    clock.advance(HOUR + 1)  # those written before are past the TTL, as the store's clock judges it
+    fresh = await store.record_heartbeats(
+        [(task_id, beat(clock.now_ms(), 2, progress=i)) for i, task_id in enumerate(ids[1_000:4_000])]
+    )
+    await redis.set(f"{prefix}task:{ids[2_500]}:latest", b"[not ours]", px=HOUR)
+    latest = await store.latest_heartbeats(ids)
+    expected = dict(zip(ids[1_000:4_000], fresh, strict=True))
+    del expected[ids[2_500]]
+    assert list(latest.items()) == list(expected.items())  # the order of the ids asked for, too
+
+
+async def test_a_chunked_read_that_fails_is_backend_unavailable(unique: str) -> None:
+    store = RedisLiveStateStore("redis://127.0.0.1:1/0", FakeClock(), key_prefix=f"{unique}:")
+    try:
+        with pytest.raises(BackendUnavailableError) as raised:
+            await store.latest_heartbeats([f"t{i}" for i in range(5_000)])
+        assert raised.value.backend == "redis"
+    finally:
+        await store.aclose()
+
+
+async def test_a_progress_of_nan_or_infinity_reads_back(store: RedisLiveStateStore, clock: FakeClock) -> None:
+    """The stored JSON spells them NaN and Infinity, which msgspec's strict JSON does not read."""
+    await store.record_heartbeat("t1", beat(clock.now_ms(), progress=float("inf")))
+    await store.record_heartbeat("t2", beat(clock.now_ms(), progress=float("nan")))
+    latest = await store.latest_heartbeats(["t1", "t2"])
+    assert latest["t1"].progress == float("inf")
+    assert math.isnan(latest["t2"].progress or 0.0)
 
 
 async def test_coalesced_heartbeats_of_one_task_keep_their_order(

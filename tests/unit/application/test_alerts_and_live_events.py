@@ -99,10 +99,18 @@ async def test_status_heartbeat_and_node_changes_are_pushed_as_events(system: Sy
     await system.cycle()
     seen = await drain(events)
     kinds = [type(e).__name__ for e in seen]
-    for expected in ("NodeCameOnline", "TaskCreated", "TaskAssigned", "TaskStarted", "TaskHeartbeatsObserved"):
+    for expected in (
+        "NodeCameOnline",
+        "TaskCreated",
+        "TaskAssigned",
+        "TaskStarted",
+        "TaskHeartbeatsObserved",
+    ):
         assert expected in kinds
     beats = [b for e in seen if isinstance(e, ev.TaskHeartbeatsObserved) for b in e.each()]
-    assert any(b.task_id == task.id and b.progress == 10 for b in beats)  # one batch per cycle, this task in it
+    assert any(
+        b.task_id == task.id and b.progress == 10 for b in beats
+    )  # one batch per cycle, this task in it
 
 
 async def test_a_cycles_new_heartbeats_go_out_in_batches_not_one_event_per_task(system: System) -> None:
