@@ -17,7 +17,7 @@ import time
 
 from skalds.application.node_runtime import NodeIdentity
 from skalds.application.tasks import TaskDraft
-from skalds.bootstrap import Services, build_container, start
+from skalds.bootstrap import Services, build_container, start, tune_garbage_collector
 from skalds.config import Settings
 from skalds.domain import lifecycle
 from skalds.domain.dispatch import DispatchStrategy, assign_batch
@@ -104,6 +104,7 @@ def machine() -> str:
 
 
 async def main(quick: bool) -> None:
+    tune_garbage_collector()  # as the controller process does
     tasks, nodes = (2_000, 50) if quick else (10_000, 50)
     print(f"# Skalds in-memory benchmark — {machine()}")
     print()

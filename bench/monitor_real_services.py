@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 
-from skalds.bootstrap import Services, build_container, start, stop
+from skalds.bootstrap import Services, build_container, start, stop, tune_garbage_collector
 from skalds.config import load_settings
 from skalds.domain import lifecycle
 from skalds.domain.heartbeat import HeartbeatReport
@@ -113,6 +113,7 @@ async def bench(running: int, nodes: int, cycles: int) -> tuple[list[float], lis
 
 
 async def main(quick: bool) -> None:
+    tune_garbage_collector()  # as the controller process does
     missing = [name for name in NEEDED if not os.environ.get(name)]
     if missing:
         sys.exit(f"{', '.join(missing)} not set: run it under `ci/services.py run --` (make bench does)")

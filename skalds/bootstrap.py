@@ -7,6 +7,7 @@ the backend named in ``settings.backends``; ``start`` resolves every service onc
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -264,6 +265,18 @@ async def stop(container: Container) -> None:
     result = container.shutdown_resources()
     if result is not None:
         await result
+
+
+# The generational collector's first threshold, in allocations (CPython's default: 700). A monitor cycle over
+# 10k live tasks set off ~30 young and 2-3 middle-generation collections at 700 (measured), ~15% of the
+# cycle; at 50,000, about one.
+GC_FIRST_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """For a long-running Skalds process: collect young objects every 50k allocations, not every 700."""
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_FIRST_THRESHOLD, max(second, 20), max(third, 20))
 
 
 def configure_logging(settings: Settings, name: str) -> None:

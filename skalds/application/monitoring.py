@@ -148,17 +148,28 @@ class Monitor:
         *,
         paused: bool,
     ) -> None:
-        """One live task: its verdict, the events it earns and the changes it needs, into ``cycle``."""
+        """One live task: its verdict, the events it earns and the changes it needs, into ``cycle``. Runs for
+        every live task every cycle, so the usual case (a report of the current run, no older than the last
+        one judged) takes the short way through ``_recall`` and ``_judge``."""
         now = cycle.now
-        if held is not None and not from_current_run(task, held):
-            held = None
-        report, since = self._recall(task, held, now, paused=paused)  # reads the previous cycle's memory
-        if report is not None:
-            cycle.reports[task.id] = (task.attempt, report)
-        if since is not None:
-            cycle.silences[task.id] = (task.attempt, since)
-        verdict, unwitnessed = self._judge(task, report, since, now)
-        cycle.verdicts[task.id] = verdict
+        task_id, attempt = task.id, task.attempt
+        if held is not None and held.attempt is not None and held.attempt != attempt:
+            held = None  # a late report of an earlier attempt
+        seen = self._reports.get(task_id)
+        if held is not None and (
+            seen is None or seen[0] != attempt or held.received_at >= seen[1].received_at
+        ):
+            report: HeartbeatReport | None = held  # what _recall gives for a fresh report
+            cycle.reports[task_id] = (attempt, held)
+            verdict, unwitnessed = interpret(task, (held,), now, self._policy), False
+        else:
+            report, since = self._recall(task, held, now, paused=paused)  # reads the previous cycle's memory
+            if report is not None:
+                cycle.reports[task_id] = (attempt, report)
+            if since is not None:
+                cycle.silences[task_id] = (attempt, since)
+            verdict, unwitnessed = self._judge(task, report, since, now)
+        cycle.verdicts[task_id] = verdict
         self._observe_task(task, report, verdict, cycle)
         executor_health = executors[task.executor or ""]
         if unwitnessed and executor_health is not NodeHealth.OFFLINE:
@@ -170,8 +181,8 @@ class Monitor:
         if task_events:
             cycle.updates.append((new, task.version))
             cycle.pending_events.append(task_events)
-        else:
-            self._nudge(task, now, cycle.out)
+        elif task.desired_state is not DesiredState.RUN or task_id in self._waiting:
+            self._nudge(task, now, cycle.out)  # only a wish the worker has not met yet needs a nudge
 
     async def run(self, *, interval_s: float) -> None:
         """Run a cycle every ``interval_s`` until cancelled; a failing cycle is logged and retried."""
@@ -306,7 +317,9 @@ class Monitor:
         if report is not None and self._sequences.get(task.id) != report.sequence:
             self._sequences[task.id] = report.sequence
             self.counters.heartbeats += 1
-            cycle.beats.add(task.id, report.sequence, report.progress, verdict, task.lifecycle_status)
+            cycle.beats.rows.append(
+                (task.id, report.sequence, report.progress, verdict, task.lifecycle_status)
+            )
         if report is not None and report.error and self._errors.get(task.id) != report.error:
             self._errors[task.id] = report.error
             out.append(
@@ -370,39 +383,29 @@ class _Cycle:
 
 
 class _Observations:
-    """A cycle's new heartbeats, as the columns of ``TaskHeartbeatsObserved``."""
+    """A cycle's new heartbeats, one row per task, turned into the columns of ``TaskHeartbeatsObserved``."""
 
-    __slots__ = ("progress", "sequences", "statuses", "task_ids", "verdicts")
+    __slots__ = ("rows",)
 
     def __init__(self) -> None:
-        self.task_ids: list[str] = []
-        self.sequences: list[int] = []
-        self.progress: list[float | None] = []
-        self.verdicts: list[str] = []
-        self.statuses: list[TaskStatus] = []
-
-    def add(
-        self, task_id: str, sequence: int, progress: float | None, verdict: str, status: TaskStatus
-    ) -> None:
-        self.task_ids.append(task_id)
-        self.sequences.append(sequence)
-        self.progress.append(progress)
-        self.verdicts.append(verdict)
-        self.statuses.append(status)
+        self.rows: list[tuple[str, int, float | None, str, TaskStatus]] = []
 
     def events(self, now: int) -> list[ev.TaskHeartbeatsObserved]:
-        size = HEARTBEATS_PER_EVENT
-        return [
-            ev.TaskHeartbeatsObserved(
-                at=now,
-                task_ids=tuple(self.task_ids[start : start + size]),
-                sequences=tuple(self.sequences[start : start + size]),
-                progress=tuple(self.progress[start : start + size]),
-                verdicts=tuple(self.verdicts[start : start + size]),
-                statuses=tuple(self.statuses[start : start + size]),
+        size, rows = HEARTBEATS_PER_EVENT, self.rows
+        batches = []
+        for start in range(0, len(rows), size):
+            task_ids, sequences, progress, verdicts, statuses = zip(*rows[start : start + size], strict=True)
+            batches.append(
+                ev.TaskHeartbeatsObserved(
+                    at=now,
+                    task_ids=task_ids,
+                    sequences=sequences,
+                    progress=progress,
+                    verdicts=verdicts,
+                    statuses=statuses,
+                )
             )
-            for start in range(0, len(self.task_ids), size)
-        ]
+        return batches
 
 
 def _heard_at(node: Node | None, now: int, paused: bool) -> int:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sys
 
-from skalds.bootstrap import build_container, configure_logging, start, stop
+from skalds.bootstrap import build_container, configure_logging, start, stop, tune_garbage_collector
 from skalds.config import Settings
 from skalds.domain.errors import BackendUnavailableError
 from skalds.entrypoints.api.app import create_app
@@ -39,6 +39,7 @@ def reach_backends(settings: Settings, command: str = "skalds controller") -> in
 
 def run_controller(settings: Settings) -> int:
     configure_logging(settings, "controller")
+    tune_garbage_collector()
     unreachable = reach_backends(settings)
     if unreachable is not None:
         return unreachable

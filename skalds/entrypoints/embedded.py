@@ -18,7 +18,13 @@ from typing import Any
 from litestar import Litestar
 
 from skalds.application.tasks import TaskDraft
-from skalds.bootstrap import Services, build_container, configure_logging, import_worker_class
+from skalds.bootstrap import (
+    Services,
+    build_container,
+    configure_logging,
+    import_worker_class,
+    tune_garbage_collector,
+)
 from skalds.config import ControllerMode, Settings, SettingsError, ShutdownPolicy
 from skalds.domain.errors import TaskAlreadyExistsError
 from skalds.entrypoints.api.app import create_app
@@ -83,6 +89,7 @@ def run_up(
 ) -> int:
     """The ``skalds up`` command."""
     configure_logging(settings, "skalds-up")
+    tune_garbage_collector()
     settings = embedded_settings(settings)
     try:
         app = build_embedded_app(settings, worker_paths=worker_paths, examples=examples)

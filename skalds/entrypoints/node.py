@@ -30,6 +30,7 @@ from skalds.bootstrap import (
     import_worker_class,
     start,
     stop,
+    tune_garbage_collector,
     worker_path,
 )
 from skalds.config import Settings, SettingsError, ShutdownPolicy, load_settings
@@ -176,6 +177,7 @@ def run_node(settings: Settings, worker_paths: list[str]) -> int:
     try:
         skald = Skald(settings)
         configure_logging(settings, skald.node_id)  # upstream named the node's log file by its id
+        tune_garbage_collector()
         for path in worker_paths:
             skald.register_task_worker(import_worker_class(path))
         return skald.run()
