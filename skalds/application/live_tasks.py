@@ -109,12 +109,23 @@ class LiveTaskView:
         try:
             async for event in subscription:
                 if isinstance(event, ev.TaskEvent):
-                    known = self._tasks.get(event.task_id)
-                    held = known.version if known is not None else self._ended.get(event.task_id, 0)
-                    if held < event.version:
-                        self._mark(event.task_id)
+                    self._heard(event)
         except Exception:
             log.exception("the monitor's task event subscription failed; it reloads the live tasks")
+
+    def _heard(self, event: ev.TaskEvent) -> None:
+        """A change the view may not hold: re-read a task it made live; one it ended just leaves."""
+        task_id = event.task_id
+        known = self._tasks.get(task_id)
+        held = known.version if known is not None else self._ended.get(task_id, 0)
+        if held >= event.version:
+            return  # the view holds this version or a newer one (the monitor's own writes come back so)
+        if event.to_status in LIVE:
+            self._mark(task_id)
+        elif known is not None:  # no read needed: at this version it is not live, whatever else changed
+            self._touched.add(task_id)
+            self._tasks.pop(task_id)
+            self._ended[task_id] = event.version
 
     def _mark(self, task_id: str) -> None:
         self._dirty.add(task_id)

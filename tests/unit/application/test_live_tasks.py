@@ -117,6 +117,20 @@ async def test_a_task_event_re_reads_just_that_task_before_the_next_call(
     assert repository.read_ids == [["a", "b"]] and repository.lists == 1
 
 
+async def test_an_event_that_ends_a_task_or_creates_one_needs_no_read(
+    view: LiveTaskView, repository: CountedReads, bus: InMemoryEventBus, clock: FakeClock
+) -> None:
+    a = await running(repository, "a", clock.now_ms())
+    await view.tasks()
+    created = new_task(task_id="new", class_name="W", now=clock.now_ms())
+    await repository.insert(created)
+    await bus.publish(lifecycle.created(created))  # queued: not live
+    await change(repository, bus, a, TaskCommand.FAIL, clock.now_ms(), error="x")
+    await settled()
+    assert await view.tasks() == []
+    assert repository.read_ids == []
+
+
 async def test_the_callers_own_writes_update_the_view_without_a_read(
     view: LiveTaskView, repository: CountedReads, bus: InMemoryEventBus, clock: FakeClock
 ) -> None:
