@@ -57,7 +57,7 @@ class LiveTaskView:
         if self._subscriber is None:
             self._tasks = {task.id: task for task in await self._load()}
             return list(self._tasks.values())
-        self._follow(self._subscriber)
+        await self._follow(self._subscriber)
         now = self._clock.now_ms()
         if self._loaded_at is None:
             self._dirty.clear()  # the load below is newer than anything marked so far
@@ -98,10 +98,12 @@ class LiveTaskView:
             self._subscription = None
         self._loaded_at = None
 
-    def _follow(self, subscriber: EventSubscriber) -> None:
+    async def _follow(self, subscriber: EventSubscriber) -> None:
         if self._listener is None or self._listener.done():
             if self._listener is not None:  # it ended (a closed bus, a failure): start again from a reload
                 self._loaded_at = None
+            if self._subscription is not None:
+                await self._subscription.close()
             self._subscription = subscriber.events()
             self._listener = asyncio.create_task(self._listen(self._subscription))
 

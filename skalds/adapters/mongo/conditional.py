@@ -161,8 +161,10 @@ class ConditionalWrites:
                 done = (await self._tasks.update_one(where, update)).matched_count
         except OperationFailure as error:
             return Outcome("refused", error=error)
-        except KeyError:  # FerretDB's reply to a refused update lacks nModified: ask for the reason
-            return await self._refusal(change, doc_id)
+        except KeyError:  # FerretDB's reply to a refused update lacks nModified: send it raw for the reason
+            done, refusal = await self._raw_update(change, where)
+            if refusal is not None:
+                return refusal
         if done:
             return Outcome("won")
         found = (await current_versions(self._tasks, [change.task_id])).get(change.task_id)
@@ -172,16 +174,19 @@ class ConditionalWrites:
             return await self._single(change, found[0])
         return Outcome("stale", found=found[1])
 
-    async def _refusal(self, change: Change, doc_id: Any) -> Outcome:
-        """The server's reason, from the raw command (the driver could not parse FerretDB's reply)."""
-        where = {"_id": doc_id, "version": version_filter(change.expected)}
+    async def _raw_update(self, change: Change, where: dict[str, Any]) -> tuple[int, Outcome | None]:
+        """The update as a raw command, whose reply the driver does not parse: how many it matched, or
+        the server's refusal."""
+        update = {"$set": {**(change.fields or {}), WRITE_ID: secrets.token_hex(6)}}
         reply = await self._tasks.database.command(
-            "update", self._tasks.name, updates=[{"q": where, "u": {"$set": change.fields}}]
+            "update", self._tasks.name, updates=[{"q": where, "u": update}]
         )
-        problems = reply.get("writeErrors") or [{"errmsg": "refused", "code": 2}]
+        problems = reply.get("writeErrors")
+        if not problems:
+            return int(reply.get("n", 0)), None
         problem = problems[0]
         error = OperationFailure(problem.get("errmsg", "refused"), problem.get("code"), problem)
-        return Outcome("refused", error=error)
+        return 0, Outcome("refused", error=error)
 
     async def _stored(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         fields = {"id": 1, "version": 1, WRITE_ID: 1}
