@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
 
-from skalds.adapters.memory.event_bus import InMemoryEventBus
+from skalds.adapters.memory.event_bus import InMemoryEventBus, InMemorySubscription
 from skalds.adapters.memory.repository import InMemoryTaskRepository
 from skalds.application.live_tasks import LiveTaskView
+from skalds.domain import events as ev
 from skalds.domain import lifecycle
 from skalds.domain.lifecycle import TaskCommand
-from skalds.domain.ports import TaskPage, TaskQuery
+from skalds.domain.ports import Subscription, TaskPage, TaskQuery
 from skalds.domain.task import Task, new_task
 from tests.fakes import FakeClock
 
@@ -194,3 +195,34 @@ async def test_without_a_subscriber_every_call_reads_every_live_task(
     for _ in range(3):
         assert ids(await view.tasks()) == ["a"]
     assert repository.lists == 3
+
+
+class EndingSubscriptions(InMemoryEventBus):
+    """The in-memory bus, keeping each subscription it hands out so a test can end one (as a closed bus or a
+    broken consumer would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed_out: list[Subscription[ev.DomainEvent]] = []
+
+    def events(self) -> InMemorySubscription[ev.DomainEvent]:
+        subscription = super().events()
+        self.handed_out.append(subscription)
+        return subscription
+
+
+async def test_when_its_subscription_ends_the_view_follows_again_from_a_full_read(
+    repository: CountedReads, clock: FakeClock
+) -> None:
+    bus = EndingSubscriptions()
+    view = LiveTaskView(repository, clock, bus, resync_every_ms=RESYNC_MS)
+    try:
+        await running(repository, "a", clock.now_ms())
+        await view.tasks()
+        await bus.handed_out[-1].close()
+        await settled()
+        silent = await running(repository, "unheard", clock.now_ms())  # while no one listened
+        assert sorted(task.id for task in await view.tasks()) == ["a", silent.id]
+        assert (len(bus.handed_out), repository.lists) == (2, 2)
+    finally:
+        await view.aclose()
