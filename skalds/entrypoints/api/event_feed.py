@@ -3,7 +3,10 @@
 Frames are numbered in arrival order and encoded once, as the exact bytes of an SSE message, however many
 clients want them; the last ``replay`` are kept so a reconnecting browser's ``Last-Event-ID`` resumes from
 there. Each client has its own bounded mailbox: a slow client loses its oldest frames (and is told how
-many), never slows the others. Keep-alive comments go out from one timer for all clients, only to those
+many), never slows the others. A batch event of thousands of frames (a monitor cycle's heartbeats) is fed
+in slices of ``FRAMES_PER_TURN`` with a turn of the event loop between them, so a client that keeps up
+drains its mailbox as the batch goes by instead of losing all but its last ``capacity`` frames. Keep-alive
+comments go out from one timer for all clients, only to those
 that were sent nothing since the previous tick, so an idle stream stays open through proxies.
 """
 
@@ -20,6 +23,7 @@ from skalds.domain.ports import EventSubscriber
 from skalds.entrypoints.api.frames import Stream, frames_for
 
 KEEP_ALIVE = b": keep-alive\n\n"
+FRAMES_PER_TURN = 250  # well under a client's mailbox, so a client that keeps up never overflows
 
 
 def sse_message(data: str, number: int | None = None) -> bytes:
@@ -100,12 +104,7 @@ class EventFeed:
     def publish(self, event: DomainEvent) -> None:
         """Number, encode and offer each frame of the event (a batch event gives one frame per task)."""
         for stream, frame in frames_for(event):
-            self.counter += 1
-            message = sse_message(json.dumps(frame, separators=(",", ":")), self.counter)
-            self.recent.append((self.counter, stream, frame, message))
-            for client in self.clients:
-                if client.wants(stream, frame):
-                    client.offer(message)
+            self._offer(stream, frame)
 
     async def run(self, subscriber: EventSubscriber) -> None:
         """Feed clients from the event stream, and keep idle streams alive, until cancelled."""
@@ -113,10 +112,21 @@ class EventFeed:
         subscription = subscriber.events()
         try:
             async for event in subscription:
-                self.publish(event)
+                for count, (stream, frame) in enumerate(frames_for(event), start=1):
+                    self._offer(stream, frame)
+                    if count % FRAMES_PER_TURN == 0:
+                        await asyncio.sleep(0)  # the clients' writers send what is waiting
         finally:
             keeping_alive.cancel()
             await asyncio.shield(subscription.close())
+
+    def _offer(self, stream: Stream, frame: dict[str, Any]) -> None:
+        self.counter += 1
+        message = sse_message(json.dumps(frame, separators=(",", ":")), self.counter)
+        self.recent.append((self.counter, stream, frame, message))
+        for client in self.clients:
+            if client.wants(stream, frame):
+                client.offer(message)
 
     def connect(
         self, stream: Stream, *, task_id: str | None, node_id: str | None, after: int | None

@@ -108,6 +108,31 @@ async def test_events_from_the_bus_reach_clients_and_only_idle_ones_get_a_keep_a
         await asyncio.gather(running, return_exceptions=True)
 
 
+async def test_a_client_that_keeps_up_gets_every_frame_of_a_batch_far_larger_than_its_mailbox() -> None:
+    """10,000 heartbeats in one monitor batch, a mailbox of 1,000: fed in slices, nothing is dropped."""
+    bus = InMemoryEventBus()
+    feed = EventFeed()
+    client = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    received: list[dict[str, object]] = []
+
+    async def read() -> None:
+        while not received or received[-1].get("taskId") != "after":
+            received.extend(messages(await client.next_batch()))
+
+    running = asyncio.create_task(feed.run(bus))
+    try:
+        await asyncio.sleep(0.01)
+        await bus.publish(heartbeats(*(f"t{i}" for i in range(10_000))))
+        await bus.publish(created("after"))
+        await asyncio.wait_for(read(), 5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert [m["type"] for m in received].count("task_heartbeat") == 10_000
+    assert "frames_dropped" not in {m["type"] for m in received}
+    assert received[-1]["taskId"] == "after"
+
+
 async def test_a_disconnected_client_leaves_the_feed_and_its_writer_stops() -> None:
     feed = EventFeed()
     client = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
