@@ -1,8 +1,8 @@
 """Compare-and-set on a task's ``version`` as one conditional update, where the server makes that atomic.
 
 On MongoDB, ``update({_id, version: expected}, {$set})`` is a compare-and-set; on FerretDB 1.x it is not
-(``claims`` says why), except on the build ``ci/services.py`` makes, whose writes take a lock (its
-``FERRETDB_PATCHES``). A batch is unordered ``bulk_write`` commands. A command's reply says how many
+(``claims`` says why), except on the build ``ci/services.py`` makes, whose writes take a lock
+(``ci/ferretdb_patches.py``). A batch is unordered ``bulk_write`` commands. A command's reply says how many
 statements matched, not which, so every statement also stores a write id of its own. When fewer matched
 than were sent, the batch's documents are read back: a write id that is ours won; the version the statement
 wrote, under another write id, lost to that writer. A statement whose document has moved on again since is

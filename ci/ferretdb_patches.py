@@ -1,0 +1,111 @@
+"""Our FerretDB build: the upstream v1.24.2 module plus the source patches ``ci/services.py`` applies.
+
+Each patch is (file in the module, text found exactly once, its replacement); the build refuses to go on when
+a text is not found once, so a FerretDB upgrade cannot silently drop one. Why each one exists, and what it
+did to the numbers, is in docs/services.md ("What differed", item 8).
+"""
+
+FERRETDB_VERSION = "v1.24.2"
+# Our build: the version plus FERRETDB_PATCHES. It is also the version the server reports (buildInfo's
+# ferretdbVersion), which is how the MongoDB adapter knows its conditional updates are atomic.
+FERRETDB_BUILD = FERRETDB_VERSION + "-skalds.6"
+SKALDS_ID_IN = """// skaldsIDIn: {_id: {$in: [...]}} as a WHERE on the _id index, or "" (a Skalds patch).
+func skaldsIDIn(d *types.Document) (string, []any) {
+	if d.Len() != 1 {
+		return "", nil
+	}
+	in, err := d.Get("$in")
+	if err != nil {
+		return "", nil
+	}
+	arr, ok := in.(*types.Array)
+	if !ok || arr.Len() == 0 {
+		return "", nil
+	}
+	args := make([]any, 0, arr.Len())
+	for i := 0; i < arr.Len(); i++ {
+		e := must.NotFail(arr.Get(i))
+		switch e.(type) {
+		case string, types.ObjectID:
+			args = append(args, string(must.NotFail(sjson.MarshalSingleValue(e))))
+		default:
+			return "", nil
+		}
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+	return fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks), args
+}
+"""
+_WRITE_LOCK = "\tskaldsWriteMu.Lock()\n\tdefer skaldsWriteMu.Unlock()\n\n"
+FERRETDB_PATCHES = (
+    # FerretDB 1.24's SQLite backend writes its _id filter as `->'$._id'` while its _id index is on `->"_id"`,
+    # so SQLite never uses the index and every update or lookup by _id scans the whole collection (seen with
+    # EXPLAIN QUERY PLAN: SCAN vs SEARCH ... USING INDEX). Writing the filter the way the index is written
+    # makes single-document writes ~10x faster here and changes no result.
+    (
+        "internal/backends/sqlite/metadata/metadata.go",
+        "IDColumn = DefaultColumn + \"->'$._id'\"",
+        'IDColumn = DefaultColumn + "->\\"_id\\""',
+    ),
+    # It also pushes an _id filter down only when _id is the filter's one key, so `{_id, version}` (the
+    # repository's compare-and-set) and `{_id: {$in: [...]}}` (its batch reads) scanned the collection: ~3 ms
+    # per statement at 10k documents. Any filter with an _id equality or a plain $in of strings/ObjectIDs now
+    # uses the index; the handler still applies the whole filter to what comes back, as it always does.
+    (
+        "internal/backends/sqlite/collection.go",
+        '\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get("_id")\n\t\tswitch v.(type) {\n'
+        "\t\tcase string, types.ObjectID:\n\t\t\twhereClause",
+        '\tif params.Filter.Len() > 0 && params.Filter.Has("_id") {\n'
+        '\t\tv, _ := params.Filter.Get("_id")\n\t\tswitch v := v.(type) {\n'
+        "\t\tcase *types.Document:\n\t\t\twhereClause, args = skaldsIDIn(v)\n"
+        "\t\tcase string, types.ObjectID:\n\t\t\twhereClause",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        "// check interfaces\n",
+        SKALDS_ID_IN + "\n// check interfaces\n",
+    ),
+    # A conditional write (update, delete, findAndModify) reads the matching documents, then writes them, with
+    # no lock in between, so two writers of one version both "win" (ten writers: 200 wins, the counter at 28).
+    # One lock around each write command's read-then-write makes every conditional write atomic, as on
+    # MongoDB. SQLite has a single writer anyway; reads (find, count, aggregate) do not take the lock.
+    (
+        "internal/handler/handler.go",
+        "type Handler struct {",
+        "// skaldsWriteMu makes a write command's read-then-write atomic (a Skalds patch).\n"
+        "var skaldsWriteMu sync.Mutex\n\ntype Handler struct {",
+    ),
+    (
+        "internal/handler/msg_update.go",
+        "(int32, int32, *types.Array, error) {\n",
+        "(int32, int32, *types.Array, error) {\n" + _WRITE_LOCK,
+    ),
+    (
+        "internal/handler/msg_delete.go",
+        "p *common.Delete) (int32, error) {\n",
+        "p *common.Delete) (int32, error) {\n" + _WRITE_LOCK,
+    ),
+    (
+        "internal/handler/msg_findandmodify.go",
+        "params *common.FindAndModifyParams) (*findAndModifyResult, error) {\n",
+        "params *common.FindAndModifyParams) (*findAndModifyResult, error) {\n" + _WRITE_LOCK,
+    ),
+    # An update statement's read stays open (with its SQLite connection) until the whole command ends, so a
+    # bulk update of more statements than the pool's 100 connections froze the server; and a read still open
+    # at the write's commit keeps SQLite's WAL checkpoint from finishing, so every commit retried it (a
+    # quarter of the server's CPU in a bulk update). Read the matches, close the read, then write, as FerretDB
+    # does for deletes.
+    (
+        "internal/handler/msg_update.go",
+        "\t\tcloser := iterator.NewMultiCloser()\n\t\tdefer closer.Close()\n",
+        "\t\tcloser := iterator.NewMultiCloser()\n",
+    ),
+    (
+        "internal/handler/msg_update.go",
+        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n',
+        "\t\tmatches, err := iterator.ConsumeValues(iter)\n\t\tcloser.Close()\n\t\tif err != nil {\n"
+        "\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n\n"
+        "\t\titer = iterator.Values(iterator.ForSlice(matches))\n\n"
+        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n\t\titer.Close()\n',
+    ),
+)
