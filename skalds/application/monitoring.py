@@ -29,18 +29,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from skalds.application.live_tasks import LiveTaskView
+from skalds.application.node_watch import NodeWatch
 from skalds.application.reconciling import ReconcileRules, Step, decide
 from skalds.domain import events as ev
 from skalds.domain import lifecycle
 from skalds.domain.commands import CancelTask, NodeCommand
 from skalds.domain.errors import IllegalTransitionError
-from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, Verdict, from_current_run, interpret
-from skalds.domain.nodes import Node, NodeHealth, node_health
+from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, Verdict, interpret
+from skalds.domain.nodes import NodeHealth
 from skalds.domain.ports import Clock, EventPublisher, EventSubscriber, LiveStateStore, TaskRepository
 from skalds.domain.task import DesiredState, Task, TaskStatus
 
@@ -94,10 +94,7 @@ class Monitor:
         # What the store forgets is judged from memory, trusted across a pause in cycles of at most this long.
         self._trusted_pause_ms = policy.dead_after_ms - policy.suspect_after_ms
         self._looked_at: int | None = None  # the cycle that last refreshed the memory below
-        self._nodes: dict[str, Node] = {}  # last entry seen per node, kept a while after the store lost it
-        self._node_since: dict[str, int] = {}  # node the store does not list -> silent since, to this monitor
-        self._node_health: dict[str, NodeHealth] = {}
-        self._node_beats: dict[str, int] = {}
+        self._nodes = NodeWatch(policy)
         self._reports: dict[str, tuple[int, HeartbeatReport]] = {}  # task -> (attempt, last report judged)
         self._task_since: dict[str, tuple[int, int]] = {}  # task, no report held -> (attempt, silent since)
         self._verdicts: dict[str, Verdict] = {}
@@ -114,7 +111,9 @@ class Monitor:
         stored = await self._live.latest_heartbeats([t.id for t in tasks])
         paused = self._looked_at is None or now - self._looked_at > self._trusted_pause_ms
         cycle = _Cycle(now)
-        executors = self._observe_nodes(nodes, tasks, stored, now, cycle.out, paused=paused)
+        executors = self._nodes.observe(
+            nodes, tasks, stored, self._reports, now=now, out=cycle.out, paused=paused
+        )
         for task in tasks:
             self._judge_task(task, stored.get(task.id), executors, cycle, paused=paused)
         self._reports, self._task_since, self._looked_at = cycle.reports, cycle.silences, now
@@ -201,82 +200,7 @@ class Monitor:
         await self._view.aclose()
 
     def node_health(self, node_id: str) -> NodeHealth | None:
-        return self._node_health.get(node_id)
-
-    def _observe_nodes(
-        self,
-        nodes: Sequence[Node],
-        tasks: Sequence[Task],
-        stored: Mapping[str, HeartbeatReport],
-        now: int,
-        out: list[ev.DomainEvent | NodeCommand],
-        *,
-        paused: bool,
-    ) -> Mapping[str, NodeHealth]:
-        """The health of every live task's executor; events for every known node whose health changed."""
-        listed = {node.id: node for node in nodes}
-        by_executor: dict[str, list[Task]] = defaultdict(list)
-        for task in tasks:
-            by_executor[task.executor or ""].append(task)
-        health = {node.id: node_health(node, now, self._policy) for node in nodes}
-        left: set[str] = set()
-        since: dict[str, int] = {}
-        unlisted = (self._nodes.keys() | by_executor.keys()) - listed.keys() - {""}
-        for node_id in sorted(unlisted):  # the store lost them, they left, or this monitor never saw them
-            if self._node_health.get(node_id) is NodeHealth.OFFLINE:
-                health[node_id] = NodeHealth.OFFLINE
-            elif self._left(by_executor.get(node_id, []), stored):
-                health[node_id] = NodeHealth.OFFLINE
-                left.add(node_id)
-            else:
-                heard = self._node_since.get(node_id)
-                since[node_id] = _heard_at(self._nodes.get(node_id), now, paused) if heard is None else heard
-                as_heard = Node(id=node_id, last_heartbeat_at=since[node_id])
-                health[node_id] = node_health(as_heard, now, self._policy)
-        for node_id, current in health.items():
-            node = listed.get(node_id)
-            beat = node.last_heartbeat_at if node is not None else None
-            if node is not None and beat is not None and self._node_beats.get(node_id) != beat:
-                self._node_beats[node_id] = beat
-                out.append(
-                    ev.NodeHeartbeatObserved(
-                        at=now, node_id=node_id, tasks=tuple(sorted(node.current_tasks)), health=current.value
-                    )
-                )
-            known = node or self._nodes.get(node_id)
-            if known is None or current is self._node_health.get(node_id):
-                continue  # no events for executors this monitor never saw listed
-            silent_for = -1 if node_id in left else known.silent_for(now)
-            if current is NodeHealth.ONLINE:
-                out.append(ev.NodeCameOnline(at=now, node_id=node_id))
-            elif current is NodeHealth.SUSPECT:
-                out.append(ev.NodeWentSuspect(at=now, node_id=node_id, silent_for_ms=silent_for))
-            else:
-                out.append(ev.NodeWentOffline(at=now, node_id=node_id, silent_for_ms=silent_for))
-        named = by_executor.keys()
-        kept = {
-            node_id: node
-            for node_id, node in self._nodes.items()
-            if node_id not in listed and (health[node_id] is not NodeHealth.OFFLINE or node_id in named)
-        }
-        self._nodes = kept | listed
-        self._node_since = {k: v for k, v in since.items() if k in self._nodes or k in named}
-        self._node_health = {node_id: health[node_id] for node_id in self._nodes}
-        self._node_beats = {k: v for k, v in self._node_beats.items() if k in self._nodes}
-        return health | {"": NodeHealth.OFFLINE}  # a live task without an executor has no worker
-
-    def _left(self, mine: Sequence[Task], stored: Mapping[str, HeartbeatReport]) -> bool:
-        """Whether a node the store does not list removed itself: the store still holds its workers' last
-        heartbeats, none newer than the previous cycle judged. A store that restarted empty holds none, and a
-        node re-reporting after such a restart writes its workers' heartbeats just before its own entry."""
-        kept = [
-            (task, report)
-            for task in mine
-            if (report := stored.get(task.id)) is not None and from_current_run(task, report)
-        ]
-        return bool(kept) and all(
-            self._reports.get(task.id) == (task.attempt, report) for task, report in kept
-        )
+        return self._nodes.health(node_id)
 
     def _recall(
         self, task: Task, held: HeartbeatReport | None, now: int, *, paused: bool
@@ -406,14 +330,6 @@ class _Observations:
                 )
             )
         return batches
-
-
-def _heard_at(node: Node | None, now: int, paused: bool) -> int:
-    """Since when a node the store does not list counts as silent: its last beat this monitor saw, or now
-    if it never saw the node, or saw it only before a pause in its own cycles."""
-    if node is None or paused:
-        return now
-    return node.last_heartbeat_at if node.last_heartbeat_at is not None else node.registered_at
 
 
 def _silent_since(task: Task) -> int:
