@@ -39,7 +39,7 @@ from skalds.domain import events as ev
 from skalds.domain import lifecycle
 from skalds.domain.commands import CancelTask, NodeCommand
 from skalds.domain.errors import IllegalTransitionError
-from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, Verdict, interpret
+from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, Verdict, from_current_run, interpret
 from skalds.domain.nodes import NodeHealth
 from skalds.domain.ports import Clock, EventPublisher, EventSubscriber, LiveStateStore, TaskRepository
 from skalds.domain.task import DesiredState, Task, TaskStatus
@@ -152,17 +152,17 @@ class Monitor:
         one judged) takes the short way through ``_recall`` and ``_judge``."""
         now = cycle.now
         task_id, attempt = task.id, task.attempt
-        if held is not None and held.attempt is not None and held.attempt != attempt:
+        if held is not None and not from_current_run(task, held):
             held = None  # a late report of an earlier attempt
         seen = self._reports.get(task_id)
         if held is not None and (
             seen is None or seen[0] != attempt or held.received_at >= seen[1].received_at
         ):
-            report: HeartbeatReport | None = held  # what _recall gives for a fresh report
+            report: HeartbeatReport | None = held  # a fresh report of the current run: no silence
             cycle.reports[task_id] = (attempt, held)
             verdict, unwitnessed = interpret(task, (held,), now, self._policy), False
         else:
-            report, since = self._recall(task, held, now, paused=paused)  # reads the previous cycle's memory
+            report, since = self._recall(task, now, paused=paused)  # reads the previous cycle's memory
             if report is not None:
                 cycle.reports[task_id] = (attempt, report)
             if since is not None:
@@ -202,15 +202,12 @@ class Monitor:
     def node_health(self, node_id: str) -> NodeHealth | None:
         return self._nodes.health(node_id)
 
-    def _recall(
-        self, task: Task, held: HeartbeatReport | None, now: int, *, paused: bool
-    ) -> tuple[HeartbeatReport | None, int | None]:
-        """The newest report of the task's current run, and, when the store does not hold it, since when
-        the task has been silent to this monitor (fixed the first cycle the store lacked it)."""
+    def _recall(self, task: Task, now: int, *, paused: bool) -> tuple[HeartbeatReport | None, int | None]:
+        """When the store holds no report of the task's current run newer than the last one judged (the
+        usual case, a fresh report, is settled in ``_judge_task``): that last one, and since when the task has
+        been silent to this monitor (fixed the first cycle the store lacked a fresh report)."""
         seen = self._reports.get(task.id)
         remembered = seen[1] if seen is not None and seen[0] == task.attempt else None
-        if held is not None and (remembered is None or held.received_at >= remembered.received_at):
-            return held, None
         attempt, since = self._task_since.get(task.id, (task.attempt, None))
         if since is None or attempt != task.attempt:
             if remembered is not None:

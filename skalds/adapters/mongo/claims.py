@@ -84,7 +84,7 @@ class ClaimedWrites:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
         if outcome.kind == "busy":  # the other writer is still at it: report what is stored now
-            found = (await self._current([change.task_id])).get(change.task_id)
+            found = (await current_versions(self._tasks, [change.task_id])).get(change.task_id)
             outcome = Outcome("missing") if found is None else Outcome("stale", found=found[1])
         return outcome
 
@@ -98,7 +98,7 @@ class ClaimedWrites:
             raise
         claimed = [changes[i].claim_id for i in sorted(held)]
         try:
-            current = await self._current(sorted({changes[i].task_id for i in held}))
+            current = await current_versions(self._tasks, sorted({changes[i].task_id for i in held}))
             outcomes: list[Outcome] = []
             winners: list[tuple[int, Any]] = []
             for i, change in enumerate(changes):
@@ -146,9 +146,6 @@ class ClaimedWrites:
                 raise
             return {positions[problem["index"]] for problem in problems}
         return set()
-
-    async def _current(self, task_ids: list[str]) -> dict[str, tuple[Any, int]]:
-        return await current_versions(self._tasks, task_ids)
 
     async def _write(self, writes: list[tuple[Change, Any]]) -> dict[int, OperationFailure]:
         """Unordered bulk writes in small commands. A command the server refuses is redone one statement

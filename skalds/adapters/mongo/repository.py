@@ -146,6 +146,8 @@ class MongoTaskRepository(TaskRepository):
         claims: AsyncCollection[Document] = db[f"{collection}.claims"]
         self._claimed = ClaimedWrites(self._tasks, claims, lease_ms=claim_lease_ms, busy_wait_s=busy_wait_s)
         self._conditional = ConditionalWrites(self._tasks)
+        self._asked_server = False
+        self._ferretdb: str | None = None  # FerretDB's version once asked; None on MongoDB
         self._writes: ClaimedWrites | ConditionalWrites | None = None  # "auto": settled by the first write
         if compare_and_set == "conditional":
             self._writes = self._conditional
@@ -170,9 +172,12 @@ class MongoTaskRepository(TaskRepository):
         return self._writes
 
     async def _ferretdb_version(self) -> str | None:
-        """FerretDB's version, or None for MongoDB."""
-        version = (await self._client.admin.command("buildInfo")).get("ferretdbVersion")
-        return None if version is None else str(version)
+        """FerretDB's version, or None for MongoDB (asked once: the server does not change under us)."""
+        if not self._asked_server:
+            version = (await self._client.admin.command("buildInfo")).get("ferretdbVersion")
+            self._ferretdb = None if version is None else str(version)
+            self._asked_server = True
+        return self._ferretdb
 
     async def ping(self) -> None:
         with self._errors():
