@@ -109,3 +109,32 @@ class Chatty(BaseTaskWorker[Settings]):
     @run_main_handler
     def main(self) -> None:
         logging.getLogger("tests.chatty").info("processing %s", self.task_id)
+
+
+class SlowRelease(BaseTaskWorker[Settings]):
+    """Honours cancel, then hangs in its release hook (a stuck disconnect); only a hard exit ends it."""
+
+    @run_main_handler
+    def main(self) -> None:
+        while True:
+            self.context.sleep(0.01)
+
+    @release_handler
+    def release(self) -> None:
+        while True:
+            try:
+                time.sleep(0.01)
+            except BaseException:  # deliberately deaf to every cancel
+                continue
+
+
+class Defiant(BaseTaskWorker[Settings]):
+    """Swallows every cancel, by checkpoint or by SIGTERM, and goes on."""
+
+    @run_main_handler
+    def main(self) -> None:
+        while True:
+            try:
+                self.context.sleep(0.01)
+            except BaseException:  # deliberately deaf to every cancel
+                continue

@@ -6,7 +6,7 @@ in-memory twin and the real one) must pass that suite.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -213,6 +213,13 @@ class WorkerSupervisor(Protocol):
 
     def forget(self, task_id: str) -> None:
         """Drop an ended worker once its outcome is recorded."""
+        ...
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(task_id)``, on the event loop, the moment a worker changes in a way the control
+        plane acts on: it started, ended (outcome set), confirmed a pause or resume, or applied or rejected an
+        update. Plain beats are not changes (the node reports those on its own period). One listener; a
+        later call replaces it."""
         ...
 
     async def shutdown(self) -> None:

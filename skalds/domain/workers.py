@@ -13,7 +13,8 @@ class WorkerState:
 
     ``outcome`` is set once the worker has ended; the node records it and then forgets the worker.
     ``beats`` counts the worker runtime's own heartbeats: when it stops growing, the worker's process is
-    wedged, and the node stops vouching for it.
+    wedged, and the node stops vouching for it. ``started`` turns true the moment the worker says it is up,
+    before its first beat, so the node can report the start at once.
     """
 
     task_id: str
@@ -24,3 +25,5 @@ class WorkerState:
     paused: bool = False
     applied_attachments_version: int | None = None
     beats: int = 0
+    pid: int | None = None  # the worker's OS process, once it has said it started (None in-process)
+    started: bool = False  # the worker's runtime is up: the task runs, whether or not it has beaten yet

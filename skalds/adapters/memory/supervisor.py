@@ -40,6 +40,7 @@ class InProcessWorkerContext:
     attachments_version: int
     on_update: UpdateHandler | None = None
     _state: WorkerState = field(init=False)
+    _changed: Callable[[], None] = field(default=lambda: None, repr=False)  # the supervisor's notice
     _cancel: asyncio.Event = field(default_factory=asyncio.Event)
     _resume: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -66,12 +67,16 @@ class InProcessWorkerContext:
         """Raise WorkerCancelledError if cancelled; wait here while paused."""
         if self.pause_requested and not self.cancel_requested:
             self._state = replace(self._state, paused=True)
+            self._changed()
             cancel = asyncio.create_task(self._cancel.wait())
             resume = asyncio.create_task(self._resume.wait())
-            await asyncio.wait({cancel, resume}, return_when=asyncio.FIRST_COMPLETED)
-            cancel.cancel()
-            resume.cancel()
-            self._state = replace(self._state, paused=False)
+            try:
+                await asyncio.wait({cancel, resume}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                cancel.cancel()
+                resume.cancel()
+                self._state = replace(self._state, paused=False)
+                self._changed()
         if self.cancel_requested:
             raise WorkerCancelledError(self.task_id)
 
@@ -101,6 +106,7 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
         self._cancel_grace_s = cancel_grace_s
         self._running: dict[str, _Running] = {}
         self._killers: set[asyncio.Task[None]] = set()
+        self._listener: Callable[[str], None] | None = None
 
     @property
     def classes(self) -> frozenset[str]:
@@ -111,19 +117,30 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
             return
         function = self._workers.get(task.class_name)
         context = InProcessWorkerContext(
-            task_id=task.id, attachments=dict(task.attachments), attachments_version=task.attachments_version
+            task_id=task.id,
+            attachments=dict(task.attachments),
+            attachments_version=task.attachments_version,
+            _changed=functools.partial(self._notify, task.id),
         )
         if function is None:
             done: asyncio.Task[None] = asyncio.create_task(asyncio.sleep(0))
             self._running[task.id] = _Running(
                 context, done, task.attempt, Outcome.FAILED, f"no worker registered for {task.class_name!r}"
             )
+            asyncio.get_running_loop().call_soon(
+                self._notify, task.id
+            )  # after start returns, as for a worker
             return
         running = _Running(
-            context, asyncio.create_task(function(context), name=f"worker-{task.id}"), task.attempt
+            context, asyncio.create_task(self._run(function, context), name=f"worker-{task.id}"), task.attempt
         )
         running.task.add_done_callback(functools.partial(self._ended, running))
         self._running[task.id] = running
+
+    async def _run(self, function: WorkerFunction, context: InProcessWorkerContext) -> None:
+        context._state = replace(context._state, started=True)
+        self._notify(context.task_id)
+        await function(context)
 
     async def cancel(self, task_id: str) -> None:
         running = self._running.get(task_id)
@@ -157,8 +174,10 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
                     await result
         except Exception as error:
             context.report_error(f"update to attachments version {version} rejected: {error}")
+            self._notify(task_id)
             return
         context._state = replace(context._state, applied_attachments_version=version)
+        self._notify(task_id)
 
     def states(self) -> Mapping[str, WorkerState]:
         """An asyncio worker that has not ended is alive: each look counts as one of its heartbeats."""
@@ -181,6 +200,18 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
         if running is not None and running.outcome is not None:
             del self._running[task_id]
 
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        self._listener = listener
+
+    def _notify(self, task_id: str) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        try:
+            listener(task_id)
+        except Exception:  # the listener's failure is its own; the workers go on being supervised
+            log.exception("worker change listener failed for %s", task_id)
+
     async def shutdown(self) -> None:
         for task_id in list(self._running):
             await self.cancel(task_id)
@@ -200,15 +231,13 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
 
     def _ended(self, running: _Running, task: asyncio.Task[None]) -> None:
         cancelled = running.context.cancel_requested
-        if task.cancelled():
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or isinstance(error, WorkerCancelledError):
             running.outcome = Outcome.CANCELLED
-            return
-        error = task.exception()
-        if error is None:
+        elif error is None:
             running.outcome = Outcome.CANCELLED if cancelled else Outcome.FINISHED
-        elif isinstance(error, WorkerCancelledError):
-            running.outcome = Outcome.CANCELLED
         else:
             running.outcome = Outcome.FAILED
             tb = "".join(traceback.format_exception(error, limit=-3))
             running.error = f"{type(error).__name__}: {error}\n{tb}"[:4_000]
+        self._notify(running.context.task_id)

@@ -3,7 +3,8 @@
 Processes start from a forkserver (preloaded with the worker modules, so a start costs milliseconds) or by
 spawn; never by fork from the threaded node. The node reads each child's pipe and exit sentinel with
 ``loop.add_reader``, so no thread per child. Cancel is cooperative first (a message the worker sees at its
-next checkpoint), then SIGTERM (the release hook still runs), then SIGKILL.
+next checkpoint), then SIGTERM (the release hook still runs), then SIGKILL. A worker ends by itself, within
+``orphan_grace_s``, when the node process is gone (see ``child``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from skalds.adapters.logs import LogSetup
-from skalds.adapters.process.child import WorkerSpec, run
+from skalds.adapters.process.child import NodeLifeline, WorkerSpec, run
 from skalds.domain.heartbeat import Outcome
 from skalds.domain.ports import WorkerSupervisor
 from skalds.domain.task import Task
@@ -35,7 +36,6 @@ class _Child:
     conn: Connection
     state: WorkerState
     cancel_requested: bool = False
-    pid: int | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     escalation: asyncio.Task[None] | None = None
 
@@ -53,12 +53,19 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         warm_spare: bool = True,
         worker_logs: LogSetup | None = None,
         node_id: str = "",
+        orphan_grace_s: float = 3.0,
     ) -> None:
         """``worker_paths`` maps a class name to its import path, ``"package.module:ClassName"``.
 
         With ``warm_spare`` one idle worker process waits for the next task, so starting a task costs a
         pipe message rather than a process start (still one process per task: a spare is used once).
-        With ``worker_logs`` each worker logs to its own file, ``<node_id>_<task_id>.log``."""
+        With ``worker_logs`` each worker logs to its own file, ``<node_id>_<task_id>.log``. A worker whose
+        node process is gone stops (cancel, then SIGTERM) and exits at the latest ``orphan_grace_s`` later:
+        keep it well below the control plane's dead-after, which re-queues a dead node's tasks."""
+        if orphan_grace_s <= 0:
+            raise ValueError(f"orphan_grace_s must be > 0, got {orphan_grace_s}")
+        self._orphan_grace_s = orphan_grace_s
+        self._listener: Callable[[str], None] | None = None
         self._paths = dict(worker_paths)
         self._worker_logs = worker_logs
         self._node_id = node_id
@@ -88,6 +95,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         path = self._paths.get(task.class_name)
         if path is None:
             self._children[task.id] = _ended_child(task, f"no worker registered for {task.class_name!r}")
+            # after start returns, as for a worker: the node has recorded the start when it hears of the end
+            asyncio.get_running_loop().call_soon(self._notify, task.id)
             return
         spec = WorkerSpec(
             task_id=task.id,
@@ -120,7 +129,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
     async def _launch(self, spec: WorkerSpec | None) -> tuple[Any, Connection]:
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
         name = f"skalds-worker-{spec.task_id}" if spec else "skalds-worker-spare"
-        process = self._mp.Process(target=run, args=(spec, child_conn), name=name)
+        lifeline = NodeLifeline.of_this_process(grace_s=self._orphan_grace_s)
+        process = self._mp.Process(target=run, args=(spec, child_conn, lifeline), name=name)
         await asyncio.get_running_loop().run_in_executor(None, process.start)
         child_conn.close()
         return process, parent_conn
@@ -158,12 +168,26 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
 
     def pid(self, task_id: str) -> int | None:
         child = self._children.get(task_id)
-        return None if child is None else child.pid or child.process.pid
+        if child is None or child.process is None:  # unknown, or ended without a process (unknown class)
+            return None
+        return child.state.pid or child.process.pid
 
     def forget(self, task_id: str) -> None:
         child = self._children.get(task_id)
         if child is not None and child.state.outcome is not None:
             del self._children[task_id]
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        self._listener = listener
+
+    def _notify(self, task_id: str) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        try:
+            listener(task_id)
+        except Exception:  # the listener's failure is its own; the workers go on being supervised
+            log.exception("worker change listener failed for %s", task_id)
 
     async def shutdown(self) -> None:
         """Cancel every worker and wait until every process has exited (escalating as needed)."""
@@ -212,12 +236,15 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             asyncio.get_running_loop().remove_reader(child.conn.fileno())
 
     def _handle(self, child: _Child, message: tuple[Any, ...]) -> None:
+        """Fold one message into the child's state; notify the listener when it is a change."""
         state = child.state
+        changed = True
         match message:
             case ("started", pid):
-                child.pid = pid
+                child.state = replace(state, pid=pid, started=True)
             case ("beat", beats, progress, error, paused):
                 child.state = replace(state, beats=beats, progress=progress, error=error, paused=paused)
+                changed = paused != state.paused  # a pause or resume took effect; else a plain beat
             case ("applied", version):
                 child.state = replace(state, applied_attachments_version=version)
             case ("rejected", version, error):
@@ -234,6 +261,9 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
                 )
             case _:
                 log.warning("unexpected message from worker %s: %r", state.task_id, message)
+                changed = False
+        if changed:
+            self._notify(state.task_id)
 
     def _exited(self, child: _Child) -> None:
         loop = asyncio.get_running_loop()
@@ -254,6 +284,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             else:
                 outcome, error = Outcome.FAILED, f"worker process exited with code {code} without an outcome"
             child.state = replace(child.state, outcome=outcome, error=error, beats=child.state.beats + 1)
+            self._notify(child.state.task_id)
         with contextlib.suppress(Exception):
             child.conn.close()
         child.ended.set()
