@@ -48,20 +48,38 @@ def retention_seconds(text: str) -> float | None:
     return float(found.group(1)) * _UNITS[found.group(2) or "day"]
 
 
+_RECORD_ATTRIBUTES = frozenset(
+    {
+        *("name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info"),
+        *("exc_text", "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread"),
+        *("threadName", "processName", "process", "taskName", "message", "asctime"),
+    }
+)
+"""What every LogRecord has (``logging.LogRecord.__init__``, and what ``Formatter.format`` adds); anything
+else on a record came from ``extra={...}``."""
+
+
 class JsonLines(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, plus the exception when there is one."""
+    """One JSON object per line: time, level, logger, message, the exception when there is one, and every
+    field the caller passed as ``extra`` (``task_id``, ``node``, ``attempt``, ...) as a key of its own.
+
+    A field that is not JSON is written as its ``str()``; one named like a key above does not replace it.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "process": record.process,
+        entry: dict[str, object] = {
+            key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES
         }
+        entry.update(
+            time=self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            level=record.levelname,
+            logger=record.name,
+            message=record.getMessage(),
+            process=record.process,
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 class _RetainingFileHandler(logging.handlers.RotatingFileHandler):

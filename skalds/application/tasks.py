@@ -8,11 +8,13 @@ can re-send a command that got lost.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from skalds.application.changes import change_task
+from skalds.application.operator_log import log_task_change
 from skalds.domain import lifecycle
 from skalds.domain.commands import CancelTask, NodeCommand, PauseTask, ResumeTask, UpdateTaskAttachments
 from skalds.domain.errors import ConflictError, ValidationError
@@ -30,6 +32,8 @@ from skalds.domain.task import DEFAULT_MAX_ATTEMPTS, Task, TaskMode, TaskStatus,
 
 MAX_ID_LENGTH = 200
 MAX_ATTACHMENTS_BYTES = 1_048_576
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,7 +91,9 @@ class TaskService:
             max_attempts=draft.max_attempts or self._default_max_attempts,
         )
         await self._repository.insert(task)
-        await self._publisher.publish(lifecycle.created(task))
+        event = lifecycle.created(task)
+        log_task_change(log, task, event, by="api")
+        await self._publisher.publish(event)
         return task
 
     async def get(self, task_id: str) -> Task:
@@ -164,6 +170,7 @@ class TaskService:
             raise ConflictError(task_id, expected_version, task.version)
         event = lifecycle.deleted(task, at=self._clock.now_ms())
         await self._repository.delete(task_id, task.version)
+        log_task_change(log, task, event, by="api")
         await self._publisher.publish(event)
 
     async def _steer(

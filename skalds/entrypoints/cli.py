@@ -18,6 +18,16 @@ from skalds.entrypoints.embedded import EXAMPLE_WORKERS, run_up
 from skalds.entrypoints.node import EXIT_CONFIG, run_node
 
 BACKEND_OPTIONS = {port: sorted(b.value for b in ok) for port, ok in BackendSettings.ALLOWED.items()}
+LOG_FORMATS = ("json", "text")
+
+
+def _add_log_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        type=str.lower,
+        help="log lines as JSON objects (for log collectors) or plain text (default: logging.json, text)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker", action="append", default=[], metavar="MODULE:CLASS", help="instead of the example workers"
     )
     up.add_argument("--no-examples", action="store_true", help="do not create the example tasks")
+    _add_log_format(up)
     for port, choices in BACKEND_OPTIONS.items():
         up.add_argument(
             f"--{port.replace('_', '-')}",
@@ -51,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--worker", action="append", default=[], metavar="MODULE:CLASS", help="a worker class (repeatable)"
     )
+    _add_log_format(node)
     controller = commands.add_parser("controller", help="run the API (+ monitor, + dispatcher by mode)")
     controller.add_argument(
         "--mode", choices=[m.value for m in ControllerMode], type=str.upper, help="default: controller.mode"
@@ -58,12 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     controller.add_argument("--config", metavar="FILE", help="settings YAML; the environment overrides it")
     controller.add_argument("--host", help="default: controller.host (127.0.0.1)")
     controller.add_argument("--port", type=int, help="default: controller.port (8000)")
+    _add_log_format(controller)
     add_client_commands(commands)
     return parser
 
 
+def _with_log_format(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``--log-format`` over ``logging.json`` (YAML or ``SKALDS_LOGGING__JSON``)."""
+    chosen = getattr(args, "log_format", None)
+    if chosen is None:
+        return settings
+    logging = settings.logging.model_copy(update={"json_format": chosen == "json"})
+    return settings.model_copy(update={"logging": logging})
+
+
 def _controller_settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    settings = _with_log_format(load_settings(args.config), args)
     mode = getattr(args, "mode", None)  # ``up`` has none: it is always DISPATCHER
     given = {"mode": mode and ControllerMode(mode), "host": args.host, "port": args.port}
     overrides = {key: value for key, value in given.items() if value}
@@ -80,7 +102,7 @@ def _up_settings(args: argparse.Namespace) -> Settings:
 
 
 def _node_settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    settings = _with_log_format(load_settings(args.config), args)
     overrides = {
         key: value
         for key, value in (
