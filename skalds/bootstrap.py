@@ -32,8 +32,9 @@ from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.adapters.webhook import WebhookNotificationChannel
 from skalds.application.alerts import AlertService
 from skalds.application.dispatching import Dispatcher
+from skalds.application.edge_adoption import EdgeTask
 from skalds.application.monitoring import Monitor
-from skalds.application.node_runtime import EdgeTask, NodeIdentity, NodeRuntime
+from skalds.application.node_runtime import NodeIdentity, NodeRuntime
 from skalds.application.queries import ActivityLog, Queries
 from skalds.application.reconciling import ReconcileRules
 from skalds.application.tasks import TaskService

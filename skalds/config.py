@@ -163,8 +163,8 @@ class MongoSettings(_Section):
 
 
 class HeartbeatSettings(_Section):
-    suspect_after_ms: Positive = 10_000
-    dead_after_ms: Positive = 30_000
+    suspect_after_ms: Positive = 5_000
+    dead_after_ms: Positive = 10_000
     stall_after_ms: Positive | None = 300_000
     first_heartbeat_grace_ms: Annotated[int, Field(ge=0)] = 30_000
 

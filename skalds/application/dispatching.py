@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from skalds.application.batch_writes import Change, write_changes
 from skalds.application.histogram import Histogram
 from skalds.domain import events as ev
 from skalds.domain import lifecycle
-from skalds.domain.commands import AssignTask, NodeCommand
+from skalds.domain.commands import AssignTask
 from skalds.domain.dispatch import (
     Assignment,
     DispatchStrategy,
@@ -54,6 +56,8 @@ WAKING_EVENTS = (
     ev.NodeCameOnline,
 )
 """Events after which a queued task may have become assignable."""
+
+RETRY_CHECK_S = 1.0  # due automatic retries are looked for this often at most (backoffs are seconds long)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,8 +113,10 @@ class Dispatcher:
     async def dispatch_once(self) -> DispatchReport:
         """Assign every queued task that fits, page by page in dispatch order."""
         now = self._clock.now_ms()
-        nodes = await self._live.list_nodes()
-        loads = dict(await self._repository.count_by_executor(LIVE))
+        nodes, counted = await asyncio.gather(  # two round trips at once, not one after the other
+            self._live.list_nodes(), self._repository.count_by_executor(LIVE)
+        )
+        loads = dict(counted)
         reasons: dict[str, str] = {}
         assigned = lost = expired = offset = 0
         while True:
@@ -161,18 +167,15 @@ class Dispatcher:
         """Move failed tasks whose backoff has passed back to the queue."""
         now = self._clock.now_ms()
         page = await self._repository.list(TaskQuery(retry_due_by=now, limit=self._batch_size))
-        updates: list[tuple[Task, int]] = []
-        events: list[ev.TaskEvent] = []
+        changes: list[Change] = []
         for task in page.items:
             try:
                 new, event = lifecycle.apply(task, TaskCommand.AUTO_RETRY, at=now)
             except IllegalTransitionError:
                 continue
-            updates.append((new, task.version))
-            events.append(event)
-        lost = set(await self._repository.update_many(updates))
-        await self._publisher.publish_many([event for event in events if event.task_id not in lost])
-        retried = len(events) - len(lost)
+            changes.append(Change(new, task.version, (event,)))
+        lost = await self._write(changes)
+        retried = len(changes) - len(lost)
         self.counters.retried += retried
         return retried
 
@@ -187,11 +190,16 @@ class Dispatcher:
                     wake.set()
 
         listener = asyncio.create_task(listen(), name="dispatcher-listener")
+        loop = asyncio.get_running_loop()
+        retries_checked = -math.inf
         try:
             while True:
                 wake.clear()
                 try:
-                    await self.retry_due()
+                    # a scan of its own: on a burst of wakes, look for due retries once a second at most
+                    if loop.time() - retries_checked >= min(interval_s, RETRY_CHECK_S):
+                        retries_checked = loop.time()
+                        await self.retry_due()
                     await self.dispatch_once()
                 except Exception:  # a failing backend must not kill the loop; the next cycle retries
                     log.exception("dispatch cycle failed")
@@ -211,49 +219,33 @@ class Dispatcher:
 
     async def _claim(self, tasks: Sequence[Task], assignments: Sequence[Assignment], now: int) -> set[str]:
         by_id = {t.id: t for t in tasks}
-        updates: list[tuple[Task, int]] = []
-        events: list[ev.TaskEvent] = []
+        changes: list[Change] = []
         for assignment in assignments:
             task = by_id[assignment.task_id]
             new, event = lifecycle.apply(task, TaskCommand.ASSIGN, at=now, executor=assignment.node_id)
-            updates.append((new, task.version))
-            events.append(event)
-        lost = set(await self._repository.update_many(updates))
-        won: set[str] = set()
-        out: list[ev.DomainEvent | NodeCommand] = []
-        for (new, _), event in zip(updates, events, strict=True):
-            if new.id in lost:
-                continue
-            won.add(new.id)
-            self.counters.queue_wait_ms.observe(max(0, now - by_id[new.id].update_date_time))
-            out.append(event)
-            out.append(
-                AssignTask(
-                    task_id=new.id,
-                    node_id=new.executor or "",
-                    version=new.version,
-                    at=now,
-                    attempt=new.attempt,
-                )
+            command = AssignTask(
+                task_id=new.id, node_id=assignment.node_id, version=new.version, at=now, attempt=new.attempt
             )
-        await self._publisher.publish_many(out)
+            changes.append(Change(new, task.version, (event,), then=(command,)))
+        lost = await self._write(changes)
+        won = {change.task.id for change in changes} - lost
+        for task_id in won:
+            self.counters.queue_wait_ms.observe(max(0, now - by_id[task_id].update_date_time))
         return won
 
     async def _expire(self, tasks: list[Task], now: int) -> int:
-        updates: list[tuple[Task, int]] = []
-        events: list[ev.TaskEvent] = []
+        changes: list[Change] = []
         for task in tasks:
-            new, event = lifecycle.apply(
-                task,
-                TaskCommand.FAIL,
-                at=now,
-                error=f"deadline {task.deadline_date_time} passed before it ran",
-            )
-            updates.append((new, task.version))
-            events.append(event)
-        lost = set(await self._repository.update_many(updates))
-        await self._publisher.publish_many([event for event in events if event.task_id not in lost])
-        return len(events) - len(lost)
+            error = f"deadline {task.deadline_date_time} passed before it ran"
+            new, event = lifecycle.apply(task, TaskCommand.FAIL, at=now, error=error)
+            changes.append(Change(new, task.version, (event,)))
+        lost = await self._write(changes)
+        return len(changes) - len(lost)
+
+    async def _write(self, changes: Sequence[Change]) -> set[str]:
+        if not changes:
+            return set()
+        return await write_changes(self._repository, self._publisher, changes, logger=log, by="dispatcher")
 
 
 def _expired(task: Task, now: int) -> bool:

@@ -27,13 +27,17 @@ for live tasks, and for nodes until they are offline and no live task names them
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from skalds.application.batch_writes import Change, write_changes
 from skalds.application.live_tasks import LiveTaskView
 from skalds.application.node_watch import NodeWatch
+from skalds.application.operator_log import log_node_event
 from skalds.application.reconciling import ReconcileRules, Step, decide
 from skalds.domain import events as ev
 from skalds.domain import lifecycle
@@ -41,11 +45,19 @@ from skalds.domain.commands import CancelTask, NodeCommand
 from skalds.domain.errors import IllegalTransitionError
 from skalds.domain.heartbeat import HeartbeatPolicy, HeartbeatReport, Verdict, from_current_run, interpret
 from skalds.domain.nodes import NodeHealth
-from skalds.domain.ports import Clock, EventPublisher, EventSubscriber, LiveStateStore, TaskRepository
+from skalds.domain.ports import (
+    Clock,
+    EventPublisher,
+    EventSubscriber,
+    LiveStateStore,
+    Subscription,
+    TaskRepository,
+)
 from skalds.domain.task import DesiredState, Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 HEARTBEATS_PER_EVENT = 2_000  # a batch of heartbeat observations stays ~120 KB on the wire
 
 
@@ -83,6 +95,7 @@ class Monitor:
         resync_every_ms: int = 60_000,
     ) -> None:
         self._repository = repository
+        self._subscriber = subscriber
         self._view = LiveTaskView(repository, clock, subscriber, resync_every_ms=resync_every_ms)
         self._live = live
         self._publisher = publisher
@@ -95,81 +108,100 @@ class Monitor:
         self._trusted_pause_ms = policy.dead_after_ms - policy.suspect_after_ms
         self._looked_at: int | None = None  # the cycle that last refreshed the memory below
         self._nodes = NodeWatch(policy)
-        self._reports: dict[str, tuple[int, HeartbeatReport]] = {}  # task -> (attempt, last report judged)
-        self._task_since: dict[str, tuple[int, int]] = {}  # task, no report held -> (attempt, silent since)
-        self._verdicts: dict[str, Verdict] = {}
-        self._sequences: dict[str, int] = {}
-        self._errors: dict[str, str] = {}
-        self._waiting: dict[str, tuple[DesiredState, int]] = {}  # task -> (wish, since when)
-        self._pause_reported: set[str] = set()
+        self._memory: dict[str, TaskMemory] = {}  # one record per live task
         self.counters = MonitorCounters()
 
-    async def run_cycle(self) -> CycleReport:
+    async def run_cycle(self, only: Collection[str] | None = None) -> CycleReport:
+        """Judge every live task and node; with ``only``, just those tasks, at once (a node reported that
+        their workers changed), judging their nodes by what the last full cycle saw."""
         now = self._clock.now_ms()
-        nodes = await self._live.list_nodes()
-        tasks = await self._view.tasks()
+        if only is None:
+            nodes = await self._live.list_nodes()
+            tasks = await self._view.tasks()
+        else:
+            found = await self._repository.get_many(sorted(only))
+            tasks = [task for task in found.values() if task.is_live]
         stored = await self._live.latest_heartbeats([t.id for t in tasks])
         paused = self._looked_at is None or now - self._looked_at > self._trusted_pause_ms
         cycle = _Cycle(now)
-        executors = self._nodes.observe(
-            nodes, tasks, stored, self._reports, now=now, out=cycle.out, paused=paused
-        )
+        if only is None:
+            executors = self._nodes.observe(
+                nodes, tasks, stored, self._judged, now=now, out=cycle.out, paused=paused
+            )
+        else:
+            executors = self._nodes.as_last_seen(task.executor or "" for task in tasks)
+        memory = self._memory
+        kept: dict[str, TaskMemory] = {}
         for task in tasks:
-            self._judge_task(task, stored.get(task.id), executors, cycle, paused=paused)
-        self._reports, self._task_since, self._looked_at = cycle.reports, cycle.silences, now
-        updates = cycle.updates
-        lost = set(await self._repository.update_many(updates)) if updates else set()
+            kept[task.id] = remembered = memory.get(task.id) or TaskMemory()
+            self._judge_task(task, remembered, stored.get(task.id), executors, cycle, paused=paused)
+        if only is None:
+            self._memory, self._looked_at = (
+                kept,
+                now,
+            )  # memory only of live tasks, so it cannot grow unbounded
+        else:
+            memory.update(kept)
+        changes = cycle.changes
+        for event in cycle.out:
+            if isinstance(event, ev.NodeEvent):
+                log_node_event(log, event)
+        lost = await write_changes(
+            self._repository,
+            self._publisher,
+            changes,
+            logger=log,
+            by="monitor",
+            before=cycle.out,
+            after=cycle.beats.events(now),
+        )
         self._view.lost(lost)
-        out = cycle.out
-        for (new, _), task_events in zip(updates, cycle.pending_events, strict=True):
-            if new.id not in lost:
-                self._view.stored(new)
-                out.extend(task_events)
-        self._forget_missing(cycle.verdicts)
-        out.extend(cycle.beats.events(now))
-        await self._publisher.publish_many(out)
+        for change in changes:
+            if change.task.id not in lost:
+                self._view.stored(change.task)
         elapsed = self._clock.now_ms() - now
         self.counters.cycles += 1
-        self.counters.changed += len(updates) - len(lost)
+        self.counters.changed += len(changes) - len(lost)
         self.counters.lost += len(lost)
         self.counters.last_cycle_ms = elapsed
-        self.counters.last_cycle_at = now
+        if only is None:
+            self.counters.last_cycle_at = now
+        events = len(cycle.out) + sum(len(c.events) for c in changes if c.task.id not in lost)
         return CycleReport(
-            live_tasks=len(tasks), changed=len(updates) - len(lost), lost=len(lost), events=len(out)
+            live_tasks=len(tasks), changed=len(changes) - len(lost), lost=len(lost), events=events
         )
 
     def _judge_task(
         self,
         task: Task,
+        memory: TaskMemory,
         held: HeartbeatReport | None,
         executors: Mapping[str, NodeHealth],
         cycle: _Cycle,
         *,
         paused: bool,
     ) -> None:
-        """One live task: its verdict, the events it earns and the changes it needs, into ``cycle``. Runs for
-        every live task every cycle, so the usual case (a report of the current run, no older than the last
-        one judged) takes the short way through ``_recall`` and ``_judge``."""
+        """One live task: its verdict, the events it earns and the changes it needs, into ``cycle``, and what
+        to remember of it, into ``memory``. Runs for every live task every cycle, so the usual case (a report
+        of the current run, no older than the last one judged) takes the short way past ``_recall`` and
+        ``_judge``."""
         now = cycle.now
-        task_id, attempt = task.id, task.attempt
+        attempt = task.attempt
         if held is not None and not from_current_run(task, held):
             held = None  # a late report of an earlier attempt
-        seen = self._reports.get(task_id)
+        seen = memory.report
         if held is not None and (
             seen is None or seen[0] != attempt or held.received_at >= seen[1].received_at
         ):
             report: HeartbeatReport | None = held  # a fresh report of the current run: no silence
-            cycle.reports[task_id] = (attempt, held)
+            memory.report, memory.silence = (attempt, held), None
             verdict, unwitnessed = interpret(task, (held,), now, self._policy), False
         else:
-            report, since = self._recall(task, now, paused=paused)  # reads the previous cycle's memory
-            if report is not None:
-                cycle.reports[task_id] = (attempt, report)
-            if since is not None:
-                cycle.silences[task_id] = (attempt, since)
+            report, since = self._recall(task, memory, now, paused=paused)  # the previous cycle's memory
+            memory.report = (attempt, report) if report is not None else None
+            memory.silence = (attempt, since) if since is not None else None
             verdict, unwitnessed = self._judge(task, report, since, now)
-        cycle.verdicts[task_id] = verdict
-        self._observe_task(task, report, verdict, cycle)
+        self._observe_task(task, memory, report, verdict, cycle)
         executor_health = executors[task.executor or ""]
         if unwitnessed and executor_health is not NodeHealth.OFFLINE:
             return  # silence it did not witness long enough to act on
@@ -178,21 +210,48 @@ class Monitor:
         )
         new, task_events = _apply_all(task, steps, now) if steps else (task, [])
         if task_events:
-            cycle.updates.append((new, task.version))
-            cycle.pending_events.append(task_events)
-        elif task.desired_state is not DesiredState.RUN or task_id in self._waiting:
-            self._nudge(task, now, cycle.out)  # only a wish the worker has not met yet needs a nudge
+            cycle.changes.append(Change(new, task.version, task_events))
+        elif task.desired_state is not DesiredState.RUN or memory.wish is not None:
+            self._nudge(task, memory, now, cycle.out)  # only a wish the worker has not met yet needs a nudge
 
     async def run(self, *, interval_s: float) -> None:
-        """Run a cycle every ``interval_s`` until cancelled; a failing cycle is logged and retried."""
+        """A full cycle every ``interval_s`` (sooner when a node's silence is about to cross a threshold),
+        and, between them, a cycle for the tasks whose workers a node reported changed, the moment it does;
+        until cancelled. A failing cycle is logged and retried."""
+        reported: set[str] = set()
+        heard = asyncio.Event()
+        listener = None
+        if self._subscriber is not None:
+            subscription = self._subscriber.events()
+            listener = asyncio.create_task(_listen(subscription, reported, heard), name="monitor-reports")
+        loop = asyncio.get_running_loop()
+        next_full = loop.time()
         try:
             while True:
+                wait_s = next_full - loop.time()
+                if wait_s > 0 and not heard.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait_s):  # not wait_for: on 3.11 it can swallow a cancel
+                            await heard.wait()
+                heard.clear()
+                full = loop.time() >= next_full
+                only = None if full else set(reported)
+                reported.clear()  # a full cycle judges them too
+                if only is not None and not only:
+                    continue
                 try:
-                    await self.run_cycle()
+                    await self.run_cycle(only)
                 except Exception:
                     log.exception("monitor cycle failed")
-                await asyncio.sleep(interval_s)
+                    reported.update(only or ())  # judged again soon, at the next full cycle at the latest
+                if full:
+                    due_in_s = self._nodes.next_change_in_ms(self._clock.now_ms()) / 1000
+                    next_full = loop.time() + min(interval_s, max(due_in_s, 0.05))
         finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+                await subscription.close()
             await self.aclose()
 
     async def aclose(self) -> None:
@@ -202,13 +261,20 @@ class Monitor:
     def node_health(self, node_id: str) -> NodeHealth | None:
         return self._nodes.health(node_id)
 
-    def _recall(self, task: Task, now: int, *, paused: bool) -> tuple[HeartbeatReport | None, int | None]:
+    def _judged(self, task_id: str) -> tuple[int, HeartbeatReport] | None:
+        """The report the monitor last judged of a task, with its attempt."""
+        memory = self._memory.get(task_id)
+        return None if memory is None else memory.report
+
+    def _recall(
+        self, task: Task, memory: TaskMemory, now: int, *, paused: bool
+    ) -> tuple[HeartbeatReport | None, int | None]:
         """When the store holds no report of the task's current run newer than the last one judged (the
         usual case, a fresh report, is settled in ``_judge_task``): that last one, and since when the task has
         been silent to this monitor (fixed the first cycle the store lacked a fresh report)."""
-        seen = self._reports.get(task.id)
+        seen = memory.report
         remembered = seen[1] if seen is not None and seen[0] == task.attempt else None
-        attempt, since = self._task_since.get(task.id, (task.attempt, None))
+        attempt, since = memory.silence or (task.attempt, None)
         if since is None or attempt != task.attempt:
             if remembered is not None:
                 since = now if paused else remembered.received_at
@@ -232,75 +298,82 @@ class Monitor:
         return verdict, False
 
     def _observe_task(
-        self, task: Task, report: HeartbeatReport | None, verdict: Verdict, cycle: _Cycle
+        self,
+        task: Task,
+        memory: TaskMemory,
+        report: HeartbeatReport | None,
+        verdict: Verdict,
+        cycle: _Cycle,
     ) -> None:
         now, out = cycle.now, cycle.out
-        if report is not None and self._sequences.get(task.id) != report.sequence:
-            self._sequences[task.id] = report.sequence
+        if report is not None and memory.sequence != report.sequence:
+            memory.sequence = report.sequence
             self.counters.heartbeats += 1
             cycle.beats.rows.append(
                 (task.id, report.sequence, report.progress, verdict, task.lifecycle_status)
             )
-        if report is not None and report.error and self._errors.get(task.id) != report.error:
-            self._errors[task.id] = report.error
+        if report is not None and report.error and memory.error != report.error:
+            memory.error = report.error
             out.append(
                 ev.TaskErrorReported(
                     at=now, task_id=task.id, error=report.error, status=task.lifecycle_status
                 )
             )
-        previous = self._verdicts.get(task.id)
+        previous, memory.verdict = memory.verdict, verdict
         if previous != verdict:
             out.append(ev.TaskVerdictChanged(at=now, task_id=task.id, previous=previous, verdict=verdict))
 
-    def _nudge(self, task: Task, now: int, out: list[ev.DomainEvent | NodeCommand]) -> None:
+    def _nudge(
+        self, task: Task, memory: TaskMemory, now: int, out: list[ev.DomainEvent | NodeCommand]
+    ) -> None:
         """Re-send a cancel the worker has not honoured, and report a pause it ignores."""
         desired = task.desired_state
         waiting = desired is DesiredState.CANCEL or (
             desired is DesiredState.PAUSE and task.lifecycle_status is TaskStatus.RUNNING
         )
         if not waiting or task.executor is None:
-            if self._waiting.pop(task.id, None) is not None:
-                self._pause_reported.discard(task.id)
+            memory.wish, memory.pause_reported = None, False
             return
-        wish, since = self._waiting.get(task.id, (desired, now))
+        wish, since = memory.wish or (desired, now)
         if wish is not desired:
             since = now
-            self._pause_reported.discard(task.id)
+            memory.pause_reported = False
         if desired is DesiredState.CANCEL and now - since >= self._cancel_grace_ms:
             out.append(CancelTask(task_id=task.id, node_id=task.executor, version=task.version, at=now))
             since = now
         elif (
             desired is DesiredState.PAUSE
             and now - since >= self._pause_grace_ms
-            and task.id not in self._pause_reported
+            and not memory.pause_reported
         ):
-            self._pause_reported.add(task.id)
+            memory.pause_reported = True
             out.append(ev.TaskPauseNotHonoured(at=now, task_id=task.id, requested_for_ms=now - since))
-        self._waiting[task.id] = (desired, since)
+        memory.wish = (desired, since)
 
-    def _forget_missing(self, verdicts: dict[str, Verdict]) -> None:
-        """Keep per-task memory only for tasks that are still live, so it cannot grow without bound."""
-        self._verdicts = verdicts
-        self._sequences = {k: v for k, v in self._sequences.items() if k in verdicts}
-        self._errors = {k: v for k, v in self._errors.items() if k in verdicts}
-        self._waiting = {k: v for k, v in self._waiting.items() if k in verdicts}
-        self._pause_reported &= verdicts.keys()
+
+@dataclass(slots=True)
+class TaskMemory:
+    """What the monitor remembers of one live task between cycles."""
+
+    report: tuple[int, HeartbeatReport] | None = None  # (attempt, the last report judged)
+    silence: tuple[int, int] | None = None  # (attempt, silent since), while no fresh report is held
+    verdict: Verdict | None = None
+    sequence: int | None = None  # of the last heartbeat published
+    error: str | None = None  # the last error published
+    wish: tuple[DesiredState, int] | None = None  # a cancel or pause not yet honoured, since when
+    pause_reported: bool = False  # TaskPauseNotHonoured sent for the current wish
 
 
 class _Cycle:
-    """What one cycle decided: the events and commands to send, the changes to write, the memory to keep."""
+    """What one cycle decided: the events and commands to send, and the changes to write."""
 
-    __slots__ = ("beats", "now", "out", "pending_events", "reports", "silences", "updates", "verdicts")
+    __slots__ = ("beats", "changes", "now", "out")
 
     def __init__(self, now: int) -> None:
         self.now = now
         self.out: list[ev.DomainEvent | NodeCommand] = []
         self.beats = _Observations()
-        self.reports: dict[str, tuple[int, HeartbeatReport]] = {}  # the memory the next cycle recalls
-        self.silences: dict[str, tuple[int, int]] = {}
-        self.updates: list[tuple[Task, int]] = []
-        self.pending_events: list[list[ev.TaskEvent]] = []  # per update, sent when it is won
-        self.verdicts: dict[str, Verdict] = {}
+        self.changes: list[Change] = []  # their events are sent when their writes win
 
 
 class _Observations:
@@ -327,6 +400,16 @@ class _Observations:
                 )
             )
         return batches
+
+
+async def _listen(
+    subscription: Subscription[ev.DomainEvent], reported: set[str], heard: asyncio.Event
+) -> None:
+    """Collect the tasks nodes report changed, and wake the monitor."""
+    async for event in subscription:
+        if isinstance(event, ev.WorkerChangesReported):
+            reported.update(event.task_ids)
+            heard.set()
 
 
 def _silent_since(task: Task) -> int:

@@ -1,21 +1,26 @@
 """The application side of a skald node: register, heartbeat, obey commands addressed to this node only.
 
-The node never writes a task's lifecycle status; it reports heartbeats (with progress and outcome) and the
-monitor decides. It fences itself: before starting a worker it checks that the stored task is still assigned
-to it, and on every beat it stops local workers whose task is no longer its own, so a re-queued task never
-runs twice.
+The node never writes a task's lifecycle status; it reports what its workers do and the monitor decides.
+What the monitor acts on (a worker started, ended, paused, resumed, applied an update) is reported the moment
+the supervisor sees it: the heartbeat is stored and a ``WorkerChangesReported`` event published, so the
+monitor applies it at once; plain beats go out on the node's period.
+
+Three loops, none waiting on another: the renewal (worker heartbeats and the node's own entry, on the
+live-state store only, so a busy task database never makes a healthy node look dead), the change reporter,
+and the fence. The node fences itself: before starting a worker it checks that the stored task is still
+assigned to it, and every period it stops local workers whose task is no longer its own (one read by id),
+so a re-queued task never runs twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
-from skalds.domain import lifecycle
+from skalds.application.edge_adoption import EdgeAdoption, EdgeTask
 from skalds.domain.commands import (
     AssignTask,
     CancelTask,
@@ -24,22 +29,22 @@ from skalds.domain.commands import (
     ResumeTask,
     UpdateTaskAttachments,
 )
-from skalds.domain.errors import ConflictError, TaskNotFoundError
-from skalds.domain.events import DomainEvent
+from skalds.domain.errors import TaskNotFoundError
+from skalds.domain.events import WorkerChangesReported
 from skalds.domain.heartbeat import HeartbeatReport, Outcome
-from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.nodes import Node, NodeMode
 from skalds.domain.ports import (
     Clock,
     EventPublisher,
     EventSubscriber,
     LiveStateStore,
-    TaskQuery,
     TaskRepository,
     WorkerSupervisor,
 )
-from skalds.domain.task import LIVE, DesiredState, TaskMode, TaskStatus, new_task
+from skalds.domain.task import DesiredState, TaskStatus
 from skalds.domain.workers import WorkerState
+
+__all__ = ["EdgeTask", "NodeIdentity", "NodeRuntime"]
 
 log = logging.getLogger(__name__)
 _REMEMBERED_STARTS = 10_000  # far more tasks than a node starts between two monitor cycles
@@ -56,16 +61,6 @@ class NodeIdentity:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EdgeTask:
-    """A task an edge node owns because its file says so (upstream's ``TaskWorkers`` entry)."""
-
-    id: str
-    class_name: str
-    attachments: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    is_persistent: bool = True
-
-
 class NodeRuntime:
     def __init__(
         self,
@@ -80,14 +75,16 @@ class NodeRuntime:
     ) -> None:
         """``lease_ms``: after this long without a heartbeat reaching the live-state store, the node stops
         its own workers, because the monitor will soon give their tasks to other nodes. Keep it below the
-        monitor's dead-after, with room for the workers' cancel grace."""
+        monitor's dead-after, with room for the workers to stop."""
         self.identity = identity
         self._repository = repository
         self._live = live
         self._clock = clock
         self._supervisor = supervisor
         self._publisher = publisher
-        self._edge_ids: frozenset[str] = frozenset()
+        self._edges = EdgeAdoption(
+            identity.id, repository, clock, supervisor, publisher, started=self._remember_start
+        )
         self.draining = False
         self._registered_at: int | None = None
         self._sequences: dict[str, int] = {}
@@ -95,10 +92,15 @@ class NodeRuntime:
         self._lease_ms = lease_ms
         self._last_contact: int | None = None
         self._fenced: set[str] = set()
+        self._changed: set[str] = set()  # workers the supervisor says changed, not yet reported
+        self._change_seen = asyncio.Event()
+        self._reporting = asyncio.Lock()  # one report at a time, so each task's sequence stays in order
+        self._lives: dict[str, tuple[int, bool]] = {}  # task -> (since when, started) as last logged
         # Commands arrive at least once: remember what was obeyed, so a redelivery changes nothing.
         self._started_attempts: dict[str, int] = {}  # kept after the worker is forgotten, bounded
         self._updates_sent: dict[str, int] = {}  # attachments version last handed to the worker
         self._controls_obeyed: dict[str, int] = {}  # task version of the last pause / resume obeyed
+        supervisor.on_change(self._worker_changed)
 
     @property
     def node_id(self) -> str:
@@ -135,18 +137,8 @@ class NodeRuntime:
                 )
 
     async def adopt_edge_tasks(self, tasks: Sequence[EdgeTask]) -> list[str]:
-        """Store (first time) and start the tasks of an edge file; returns why any were not started.
-
-        The stored task wins over the file for attachments (hot updates are stored), as upstream did. A
-        finished, failed or cancelled task is not resurrected on restart: retry it to run it again.
-        """
-        self._edge_ids = frozenset(t.id for t in tasks)
-        problems: list[str] = []
-        for edge in tasks:
-            problem = await self._adopt(edge)
-            if problem:
-                problems.append(f"{edge.id}: {problem}")
-        return problems
+        """Store (first time) and start the tasks of an edge file; returns why any were not started."""
+        return await self._edges.adopt(tasks)
 
     async def stop(self, *, drain: bool, drain_timeout_s: float) -> None:
         """Leave the cluster. Draining lets running tasks finish first (then cancels the rest); otherwise
@@ -172,31 +164,94 @@ class NodeRuntime:
         silent = self._clock.now_ms() - self._last_contact
         if silent <= self._lease_ms:
             return
-        for task_id in self._running() - self._fenced:
-            log.warning("node %s lost contact %d ms ago; stopping %s", self.node_id, silent, task_id)
+        for task_id in sorted(self._running() - self._fenced):
+            log.warning(
+                "node %s lost its lease (no contact with the live-state store for %d ms); stopping task %s",
+                self.node_id,
+                silent,
+                task_id,
+                extra={"node": self.node_id, "task_id": task_id, "reason": "lease lost"},
+            )
             self._fenced.add(task_id)
             await self._supervisor.cancel(task_id)
 
     async def beat(self) -> None:
-        """Report every worker's heartbeat and this node's own, and stop workers it no longer owns."""
+        """Renew this node's lease: report every worker's heartbeat and this node's own entry. Touches only
+        the live-state store, never the task repository, so database load cannot starve it."""
         await self.check_lease()
         now = self._clock.now_ms()
-        states = dict(self._supervisor.states())
+        await self._report(self._due_beats, now)
+        await self._publish_node(now)
+        self._last_contact = now
+
+    def _due_beats(self, states: Mapping[str, WorkerState]) -> list[tuple[str, WorkerState]]:
         due: list[tuple[str, WorkerState]] = []
         for task_id, state in states.items():
             if task_id in self._fenced:  # stopped by the lease: the task is no longer this node's to report
                 if state.outcome is not None:
                     self._forget(task_id)
                 continue
-            if state.outcome is None and state.beats == self._beats_seen.get(task_id):
-                continue  # its runtime sent nothing since the last report: do not vouch for it
+            silent = not state.started or state.beats == self._beats_seen.get(task_id)
+            if state.outcome is None and silent:
+                continue  # not up yet, or its runtime sent nothing since the last report: do not vouch for it
             due.append((task_id, state))
-        await self._report_all(due, now)
-        await self._fence({tid for tid, s in states.items() if s.outcome is None})
-        if self._edge_ids and not self.draining:
-            await self._adopt_retried()
-        await self._publish_node(now)
-        self._last_contact = now
+        return due
+
+    async def report_changes(self) -> None:
+        """Report at once the workers the supervisor says changed (started, ended, paused, resumed, applied
+        an update): their heartbeats, then one ``WorkerChangesReported`` event so the monitor acts now."""
+        changed, self._changed = self._changed, set()
+        self._change_seen.clear()
+
+        def due(states: Mapping[str, WorkerState]) -> list[tuple[str, WorkerState]]:
+            picked = []
+            for task_id in sorted(changed - self._fenced):  # a fenced worker is no longer ours to report
+                state = states.get(task_id)
+                if state is not None and (state.started or state.outcome is not None):
+                    picked.append((task_id, state))
+            return picked
+
+        reported = await self._report(due, self._clock.now_ms())
+        if reported and self._publisher is not None:
+            event = WorkerChangesReported(at=self._clock.now_ms(), node_id=self.node_id, task_ids=reported)
+            await self._publisher.publish(event)
+
+    async def reconcile_ownership(self) -> None:
+        """Once a period, off the renewal path: stop workers whose task is no longer this node's, and take
+        back the edge tasks an operator retried."""
+        await self.fence()
+        if not self.draining:
+            await self._edges.adopt_retried()
+
+    async def fence(self) -> None:
+        """Stop local workers whose task is no longer this node's: re-queued, reassigned, or ended by an
+        operator. One read by id of the tasks running here, never a list query."""
+        running = {
+            task_id: state for task_id, state in self._supervisor.states().items() if state.outcome is None
+        }
+        running = {task_id: state for task_id, state in running.items() if task_id not in self._fenced}
+        if not running:
+            return
+        stored = await self._repository.get_many(sorted(running))
+        for task_id, state in running.items():
+            task = stored.get(task_id)
+            attempt_matches = task is not None and state.attempt in (None, task.attempt)
+            if task is not None and task.executor == self.node_id and task.is_live and attempt_matches:
+                continue
+            if task is None:
+                why = "it is gone"
+            else:
+                status, executor = task.lifecycle_status.value, task.executor or "no node"
+                why = f"it is {status} on {executor}, attempt {task.attempt}"
+            log.warning(
+                "node %s stops task %s: the task is no longer assigned to it (%s)",
+                self.node_id,
+                task_id,
+                why,
+                extra={"node": self.node_id, "task_id": task_id, "reason": "fenced"},
+            )
+            self._fenced.add(task_id)
+            await self._supervisor.cancel(task_id)
 
     def _forget(self, task_id: str) -> None:
         self._supervisor.forget(task_id)
@@ -205,9 +260,10 @@ class NodeRuntime:
         self._fenced.discard(task_id)
         self._updates_sent.pop(task_id, None)
         self._controls_obeyed.pop(task_id, None)
+        self._lives.pop(task_id, None)
 
     async def run(self, subscriber: EventSubscriber, *, heartbeat_interval_s: float) -> None:
-        """Register, then obey commands and beat until cancelled; on the way out stop every worker."""
+        """Register, then obey commands, report changes, renew and fence until cancelled."""
         await self.register()
         subscription = subscriber.commands(self.node_id)
 
@@ -218,7 +274,30 @@ class NodeRuntime:
                 except Exception:
                     log.exception("node %s failed to handle %s", self.node_id, command)
 
-        listener = asyncio.create_task(obey(), name=f"node-{self.node_id}-commands")
+        async def report() -> None:
+            while True:
+                await self._change_seen.wait()
+                try:
+                    await self.report_changes()
+                except Exception:
+                    log.exception("node %s could not report its workers' changes", self.node_id)
+                    await asyncio.sleep(heartbeat_interval_s)  # the renewal reports them meanwhile
+
+        async def guard() -> None:
+            while True:
+                await asyncio.sleep(heartbeat_interval_s)
+                try:
+                    await self.reconcile_ownership()
+                except Exception:
+                    log.exception(
+                        "node %s could not check which of its tasks are still its own", self.node_id
+                    )
+
+        helpers = [
+            asyncio.create_task(obey(), name=f"node-{self.node_id}-commands"),
+            asyncio.create_task(report(), name=f"node-{self.node_id}-changes"),
+            asyncio.create_task(guard(), name=f"node-{self.node_id}-fence"),
+        ]
         try:
             while True:
                 try:
@@ -228,8 +307,19 @@ class NodeRuntime:
                     await self.check_lease()
                 await asyncio.sleep(heartbeat_interval_s)
         finally:
-            listener.cancel()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             await subscription.close()
+
+    def _worker_changed(self, task_id: str) -> None:
+        self._changed.add(task_id)
+        self._change_seen.set()
+
+    def _remember_start(self, task_id: str, attempt: int) -> None:
+        self._started_attempts[task_id] = attempt
+        if len(self._started_attempts) > _REMEMBERED_STARTS:
+            del self._started_attempts[next(iter(self._started_attempts))]  # the oldest
 
     async def _start(self, command: AssignTask) -> None:
         if self.draining:
@@ -250,63 +340,9 @@ class NodeRuntime:
             reason = f"node {self.node_id} cannot run {task.class_name}"
             await self._report_outcome(task.id, task.attempt, Outcome.FAILED, reason)
             return
+        self._lives[task.id] = (self._clock.now_ms(), False)
         await self._supervisor.start(task)
-        self._started_attempts[task.id] = task.attempt
-        if len(self._started_attempts) > _REMEMBERED_STARTS:
-            del self._started_attempts[next(iter(self._started_attempts))]  # the oldest
-
-    async def _adopt(self, edge: EdgeTask) -> str | None:
-        try:
-            task = await self._repository.get(edge.id)
-        except TaskNotFoundError:
-            task = new_task(
-                task_id=edge.id,
-                class_name=edge.class_name,
-                now=self._clock.now_ms(),
-                source="YAML",
-                name=edge.id,
-                description=f"Active TaskWorker from YAML. ClassName: {edge.class_name}",
-                mode=TaskMode.ACTIVE,
-                attachments=edge.attachments,
-                is_persistent=edge.is_persistent,
-            )
-            await self._repository.insert(task)
-            await self._publish(lifecycle.created(task))
-        if task.class_name != edge.class_name:
-            return f"stored as class {task.class_name!r}, the file says {edge.class_name!r}; not started"
-        if task.mode is not TaskMode.ACTIVE:
-            return f"the id belongs to a {task.mode.value} task; not started"
-        if task.is_live:
-            if task.executor != self.node_id:
-                return f"owned by node {task.executor}; not started"
-            await self._supervisor.start(task)  # it was running here when this node last stopped
-            return None
-        if task.is_terminal:
-            return f"is {task.lifecycle_status.value}; retry it to run it again"
-        now = self._clock.now_ms()
-        assigned, event = lifecycle.apply(task, TaskCommand.ASSIGN, at=now, executor=self.node_id)
-        try:
-            await self._repository.update(assigned, task.version)
-        except ConflictError:
-            return "changed concurrently; will try again"
-        await self._publish(event)
-        await self._supervisor.start(assigned)
-        return None
-
-    async def _adopt_retried(self) -> None:
-        """Edge tasks an operator retried are queued again; this node, their owner, takes them back."""
-        queued = await self._repository.list(
-            TaskQuery(
-                statuses=frozenset({TaskStatus.CREATED}), modes=frozenset({TaskMode.ACTIVE}), limit=None
-            )
-        )
-        for task in queued.items:
-            if task.id in self._edge_ids:
-                await self._adopt(EdgeTask(id=task.id, class_name=task.class_name))
-
-    async def _publish(self, event: DomainEvent) -> None:
-        if self._publisher is not None:
-            await self._publisher.publish(event)
+        self._remember_start(task.id, task.attempt)
 
     def _running(self) -> set[str]:
         return {task_id for task_id, state in self._supervisor.states().items() if state.outcome is None}
@@ -323,48 +359,78 @@ class NodeRuntime:
             # nothing runs here for it (never started, or already gone): say so, so the cancel completes
             await self._report_outcome(task_id, task.attempt, Outcome.CANCELLED, None)
 
-    async def _fence(self, running: set[str]) -> None:
-        if not running:
-            return
-        page = await self._repository.list(TaskQuery(executor=self.node_id, statuses=LIVE, limit=None))
-        owned = {t.id for t in page.items}
-        for task_id in running - owned:
-            log.warning("node %s stops %s: the task is no longer assigned to it", self.node_id, task_id)
-            await self._supervisor.cancel(task_id)
+    async def _report(
+        self, pick: Callable[[Mapping[str, WorkerState]], list[tuple[str, WorkerState]]], now: int
+    ) -> tuple[str, ...]:
+        """Record one heartbeat per worker ``pick`` chooses from the current states, in one batch (a few
+        round trips on Redis, however many workers); returns their task ids. One report at a time, the states
+        read inside it, so a task's reports are stored in order and none overtakes its outcome. Only a stored
+        report vouches for its worker's beats, and a worker that ended is forgotten once its outcome is
+        stored; a failed batch stores nothing and is raised, and the next beat reports again."""
+        async with self._reporting:
+            due = pick(self._supervisor.states())
+            if not due:
+                return ()
+            reports = []
+            for task_id, state in due:
+                sequence = self._sequences.get(task_id, 0) + 1
+                self._sequences[task_id] = sequence
+                report = HeartbeatReport(
+                    received_at=now,
+                    sequence=sequence,
+                    progress=state.progress,
+                    outcome=state.outcome,
+                    error=state.error,
+                    paused=state.paused,
+                    applied_attachments_version=state.applied_attachments_version,
+                    attempt=state.attempt,
+                )
+                reports.append((task_id, report))
+            await self._live.record_heartbeats(reports)
+            for task_id, state in due:
+                self._log_life(task_id, state, now)
+                self._beats_seen[task_id] = state.beats
+                if state.outcome is not None:
+                    self._forget(task_id)
+            return tuple(task_id for task_id, _ in due)
 
-    async def _report_all(self, due: Sequence[tuple[str, WorkerState]], now: int) -> None:
-        """Record one heartbeat per worker in one batch (a few round trips on Redis, however many workers),
-        each task's reports in order. Only a stored report vouches for its worker's beats, and a worker that
-        ended is forgotten once its outcome is stored; a failed batch stores nothing and is raised, and the
-        next beat reports again."""
-        if not due:
-            return
-        reports = []
-        for task_id, state in due:
-            sequence = self._sequences.get(task_id, 0) + 1
-            self._sequences[task_id] = sequence
-            report = HeartbeatReport(
-                received_at=now,
-                sequence=sequence,
-                progress=state.progress,
-                outcome=state.outcome,
-                error=state.error,
-                paused=state.paused,
-                applied_attachments_version=state.applied_attachments_version,
-                attempt=state.attempt,
+    def _log_life(self, task_id: str, state: WorkerState, now: int) -> None:
+        """INFO when a worker is first reported started (with its pid) and when it is reported ended."""
+        since, logged_start = self._lives.get(task_id, (now, False))
+        fields = {"node": self.node_id, "task_id": task_id, "attempt": state.attempt, "pid": state.pid}
+        if not logged_start and (state.started or state.outcome is not None):
+            log.info(
+                "worker started: task %s attempt %s on node %s, pid %s",
+                task_id,
+                state.attempt,
+                self.node_id,
+                state.pid if state.pid is not None else "in-process",
+                extra=fields,
             )
-            reports.append((task_id, report))
-        await self._live.record_heartbeats(reports)
-        for task_id, state in due:
-            self._beats_seen[task_id] = state.beats
-            if state.outcome is not None:
-                self._forget(task_id)
+            self._lives[task_id] = (since, True)
+        if state.outcome is not None:
+            seconds = max(0, now - since) / 1000
+            error = f": {state.error.splitlines()[0][:200]}" if state.error else ""
+            log.info(
+                "worker exited: task %s attempt %s on node %s %s after %.1f s%s",
+                task_id,
+                state.attempt,
+                self.node_id,
+                state.outcome.value,
+                seconds,
+                error,
+                extra=fields | {"outcome": state.outcome.value, "duration_s": seconds},
+            )
 
     async def _report_outcome(self, task_id: str, attempt: int, outcome: Outcome, error: str | None) -> None:
         report = HeartbeatReport(
             received_at=self._clock.now_ms(), outcome=outcome, error=error, attempt=attempt
         )
         await self._live.record_heartbeat(task_id, report)
+        if self._publisher is not None:
+            await self._publisher.publish(
+                WorkerChangesReported(at=self._clock.now_ms(), node_id=self.node_id, task_ids=(task_id,))
+            )
 
     async def _publish_node(self, now: int) -> None:
         identity = self.identity

@@ -11,7 +11,7 @@ offline and no live task names it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from skalds.domain import events as ev
 from skalds.domain.commands import NodeCommand
@@ -31,20 +31,39 @@ class NodeWatch:
     def health(self, node_id: str) -> NodeHealth | None:
         return self._node_health.get(node_id)
 
+    def as_last_seen(self, executors: Iterable[str]) -> Mapping[str, NodeHealth]:
+        """The health of these executors as the last full look judged it; a node never judged yet is
+        online (it has just reported in). No executor: offline, as in ``observe``."""
+        health = {node_id: self._node_health.get(node_id, NodeHealth.ONLINE) for node_id in executors}
+        return health | {"": NodeHealth.OFFLINE}
+
+    def next_change_in_ms(self, now: int) -> int:
+        """How long until the silence of a node not yet offline crosses its next threshold (suspect, then
+        offline) if it stays silent: the monitor looks again then, not a whole interval later."""
+        policy, due = self._policy, []
+        for node_id, node in self._nodes.items():
+            current = self._node_health.get(node_id)
+            if current is NodeHealth.OFFLINE:
+                continue
+            since = self._node_since.get(node_id, node.last_heartbeat_at or node.registered_at)
+            after = policy.dead_after_ms if current is NodeHealth.SUSPECT else policy.suspect_after_ms
+            due.append(since + after + 1 - now)
+        return min(due, default=policy.dead_after_ms)
+
     def observe(
         self,
         nodes: Sequence[Node],
         tasks: Sequence[Task],
         stored: Mapping[str, HeartbeatReport],
-        judged: Mapping[str, tuple[int, HeartbeatReport]],
+        judged: Callable[[str], tuple[int, HeartbeatReport] | None],
         *,
         now: int,
         out: list[ev.DomainEvent | NodeCommand],
         paused: bool,
     ) -> Mapping[str, NodeHealth]:
         """The health of every live task's executor; events for every known node whose health changed.
-        ``judged``: the report the monitor last judged per task (with its attempt), which tells a node that
-        left from one the store lost."""
+        ``judged(task_id)``: the report the monitor last judged of a task (with its attempt), which tells a
+        node that left from one the store lost."""
         listed = {node.id: node for node in nodes}
         by_executor: dict[str, list[Task]] = defaultdict(list)
         for task in tasks:
@@ -100,7 +119,7 @@ class NodeWatch:
 def _left(
     mine: Sequence[Task],
     stored: Mapping[str, HeartbeatReport],
-    judged: Mapping[str, tuple[int, HeartbeatReport]],
+    judged: Callable[[str], tuple[int, HeartbeatReport] | None],
 ) -> bool:
     """Whether a node the store does not list removed itself: the store still holds its workers' last
     heartbeats, none newer than the previous cycle judged. A store that restarted empty holds none, and a
@@ -110,7 +129,7 @@ def _left(
         for task in mine
         if (report := stored.get(task.id)) is not None and from_current_run(task, report)
     ]
-    return bool(kept) and all(judged.get(task.id) == (task.attempt, report) for task, report in kept)
+    return bool(kept) and all(judged(task.id) == (task.attempt, report) for task, report in kept)
 
 
 def _heard_at(node: Node | None, now: int, paused: bool) -> int:

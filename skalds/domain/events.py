@@ -135,6 +135,14 @@ class NodeHeartbeatObserved(NodeEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerChangesReported(NodeEvent):
+    """A node saw workers start, end, pause, resume or apply an update, and has stored the heartbeats that
+    say so: the monitor judges those tasks at once instead of at its next cycle (published by nodes)."""
+
+    task_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeWentSuspect(NodeEvent):
     silent_for_ms: int
 

@@ -48,8 +48,8 @@ class HeartbeatReport:
 class HeartbeatPolicy:
     """Silence thresholds, in milliseconds. ``stall_after_ms`` None disables stall detection."""
 
-    suspect_after_ms: int = 10_000
-    dead_after_ms: int = 30_000
+    suspect_after_ms: int = 5_000
+    dead_after_ms: int = 10_000
     stall_after_ms: int | None = 300_000
     first_heartbeat_grace_ms: int = 30_000
 

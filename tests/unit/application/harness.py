@@ -132,8 +132,10 @@ class System:
         await asyncio.sleep(seconds)
 
     async def beat(self, *node_ids: str) -> None:
+        """Each node renews (heartbeats) and checks what it owns, as its loops do once a period."""
         for node_id in node_ids or tuple(self.nodes):
             await self.nodes[node_id].beat()
+            await self.nodes[node_id].reconcile_ownership()
 
     async def cycle(self, advance_ms: int = 1_000, *, beating: tuple[str, ...] | None = None) -> None:
         """One turn of the whole system: time passes, dispatch, commands land, nodes beat, monitor judges."""
