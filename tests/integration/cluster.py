@@ -1,4 +1,5 @@
-"""Real Skalds processes on one machine, for tests/integration/test_distributed.py.
+"""Real Skalds processes on one machine, for tests/integration/test_distributed.py and the operator scenario
+(tests/integration/scenario.py).
 
 Controllers and nodes are started with the real CLI (``python -m skalds controller|node``), each with a log
 file of its own, and driven through the controller's HTTP API. ``Cluster.close`` stops every process it
@@ -74,6 +75,12 @@ class ProcessId:
     pid: int
     started: int
 
+    @classmethod
+    def find(cls, pid: int) -> ProcessId | None:
+        """The process that has this pid now, or None when there is none."""
+        stat = _stat(pid)
+        return None if stat is None else cls(pid, stat[2])
+
     def alive(self) -> bool:
         stat = _stat(self.pid)
         return stat is not None and stat[2] == self.started and stat[0] not in "ZX"
@@ -129,6 +136,7 @@ class SkaldsProcess:
     log: Path
     below: set[ProcessId] = field(default_factory=set)  # every descendant seen so far, to reap at the end
     stopping_since: float | None = None
+    killed_at: float | None = None  # time.time() just before ``sigkill`` sent the signal
 
     def running(self) -> bool:
         return self.popen.poll() is None
@@ -141,6 +149,7 @@ class SkaldsProcess:
     def sigkill(self) -> list[ProcessId]:
         """SIGKILL this process alone, as a crash would; returns what ran below it just before."""
         below = self.descendants()
+        self.killed_at = time.time()
         self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(timeout=10)
         return below
@@ -252,8 +261,23 @@ class Cluster:
             guard=self.check,
         )
 
-    def node(self, node_id: str, *, env: Mapping[str, str] | None = None) -> SkaldsProcess:
-        return self.spawn(node_id, "node", "--id", node_id, "--worker", WORKER, env=env)
+    def node(
+        self, node_id: str, *, env: Mapping[str, str] | None = None, worker: str = WORKER
+    ) -> SkaldsProcess:
+        return self.spawn(node_id, "node", "--id", node_id, "--worker", worker, env=env)
+
+    def skalds_origin(self) -> Path:
+        """The ``skalds`` package the processes it starts import (cwd, environment and interpreter as
+        theirs): which checkout is under test."""
+        found = subprocess.run(
+            [sys.executable, "-c", "import skalds; print(skalds.__file__)"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return Path(found.stdout.strip()).resolve().parent
 
     def wait_online(self, controller: Controller, *node_ids: str) -> None:
         def online() -> bool:
