@@ -320,8 +320,8 @@ def build_node(
 
 
 def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervisor) -> NodeRuntime:
-    """A node that fences itself once out of touch for the heartbeat suspect time (the monitor re-queues
-    its tasks only after the dead time, later)."""
+    """A node that fences itself once out of touch for the heartbeat suspect time, its workers gone before
+    the dead time (when the monitor re-queues their tasks)."""
     return NodeRuntime(
         identity,
         services.repository,
@@ -330,7 +330,18 @@ def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervis
         supervisor,
         publisher=services.publisher,
         lease_ms=services.settings.heartbeat.suspect_after_ms,
+        stop_within_ms=lease_stop_within_ms(services.settings),
     )
+
+
+LEASE_STOP_MARGIN_MS = 1_000
+
+
+def lease_stop_within_ms(settings: Settings) -> int:
+    """How soon a node that lost its lease must have stopped its workers: before the monitor's dead-after
+    (when it re-queues their tasks), with a margin; at least 500 ms."""
+    heartbeat = settings.heartbeat
+    return max(500, heartbeat.dead_after_ms - heartbeat.suspect_after_ms - LEASE_STOP_MARGIN_MS)
 
 
 def edge_tasks(path: str, catalog: PydanticWorkerCatalog) -> list[EdgeTask]:

@@ -38,6 +38,7 @@ from skalds.domain.ports import (
     EventSubscriber,
     LiveStateStore,
     TaskOrder,
+    TaskPage,
     TaskQuery,
     TaskRepository,
 )
@@ -113,22 +114,17 @@ class Dispatcher:
     async def dispatch_once(self) -> DispatchReport:
         """Assign every queued task that fits, page by page in dispatch order."""
         now = self._clock.now_ms()
-        nodes, counted = await asyncio.gather(  # two round trips at once, not one after the other
-            self._live.list_nodes(), self._repository.count_by_executor(LIVE)
+        # the first page, the nodes and their loads in one round trip's time, not three
+        first_page = self._queued(0)
+        nodes, counted, page = await asyncio.gather(
+            self._live.list_nodes(), self._repository.count_by_executor(LIVE), first_page
         )
         loads = dict(counted)
         reasons: dict[str, str] = {}
         assigned = lost = expired = offset = 0
         while True:
-            page = await self._repository.list(
-                TaskQuery(
-                    statuses=frozenset({TaskStatus.CREATED}),
-                    modes=frozenset({TaskMode.PASSIVE}),
-                    order=TaskOrder.DISPATCH,
-                    offset=offset,
-                    limit=self._batch_size,
-                )
-            )
+            if offset:
+                page = await self._queued(offset)
             if not page.items:
                 break
             fresh = [t for t in page.items if not _expired(t, now)]
@@ -209,6 +205,19 @@ class Dispatcher:
         finally:
             listener.cancel()
             await subscription.close()
+
+    async def _queued(self, offset: int) -> TaskPage:
+        """A page of the queue in dispatch order (no total: counting would scan the collection again)."""
+        return await self._repository.list(
+            TaskQuery(
+                statuses=frozenset({TaskStatus.CREATED}),
+                modes=frozenset({TaskMode.PASSIVE}),
+                order=TaskOrder.DISPATCH,
+                offset=offset,
+                limit=self._batch_size,
+                with_total=False,
+            )
+        )
 
     def _has_free_slot(self, nodes: Sequence[Node], loads: Mapping[str, int], now: int) -> bool:
         return any(

@@ -72,10 +72,12 @@ class NodeRuntime:
         *,
         publisher: EventPublisher | None = None,
         lease_ms: int | None = None,
+        stop_within_ms: int | None = None,
     ) -> None:
         """``lease_ms``: after this long without a heartbeat reaching the live-state store, the node stops
-        its own workers, because the monitor will soon give their tasks to other nodes. Keep it below the
-        monitor's dead-after, with room for the workers to stop."""
+        its own workers, because the monitor will soon give their tasks to other nodes; they are stopped
+        within ``stop_within_ms`` (escalating sooner than a cancel's usual grace). Keep the sum below the
+        monitor's dead-after, so a task is re-queued only once its old worker is gone."""
         self.identity = identity
         self._repository = repository
         self._live = live
@@ -90,6 +92,7 @@ class NodeRuntime:
         self._sequences: dict[str, int] = {}
         self._beats_seen: dict[str, int] = {}
         self._lease_ms = lease_ms
+        self._stop_within_s = None if stop_within_ms is None else stop_within_ms / 1000
         self._last_contact: int | None = None
         self._fenced: set[str] = set()
         self._changed: set[str] = set()  # workers the supervisor says changed, not yet reported
@@ -173,7 +176,7 @@ class NodeRuntime:
                 extra={"node": self.node_id, "task_id": task_id, "reason": "lease lost"},
             )
             self._fenced.add(task_id)
-            await self._supervisor.cancel(task_id)
+            await self._supervisor.cancel(task_id, within_s=self._stop_within_s)
 
     async def beat(self) -> None:
         """Renew this node's lease: report every worker's heartbeat and this node's own entry. Touches only

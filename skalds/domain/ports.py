@@ -51,6 +51,7 @@ class TaskQuery:
     offset: int = 0
     limit: int | None = 50
     order: TaskOrder = TaskOrder.NEWEST_FIRST
+    with_total: bool = True  # False: the caller needs no total, and TaskPage.total is only a lower bound
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,8 +198,10 @@ class WorkerSupervisor(Protocol):
 
     async def start(self, task: Task) -> None: ...
 
-    async def cancel(self, task_id: str) -> None:
-        """Ask the worker to stop cooperatively; the supervisor escalates after its grace periods."""
+    async def cancel(self, task_id: str, *, within_s: float | None = None) -> None:
+        """Ask the worker to stop cooperatively; the supervisor escalates after its grace periods, or so
+        that the worker is stopped within ``within_s`` (a node that lost its lease must be sure its workers
+        are gone before the control plane re-queues their tasks)."""
         ...
 
     async def pause(self, task_id: str) -> None: ...

@@ -179,6 +179,13 @@ class TaskRepositoryContract:
         assert (list(beyond.items), beyond.total) == ([], 7)
         assert ids(await repo.list(TaskQuery(offset=5, limit=None))) == ["t1", "t0"]
 
+    async def test_a_page_without_its_total_counts_at_least_what_it_shows(self, repo: TaskRepository) -> None:
+        for i in range(7):
+            await repo.insert(a_task(f"t{i}", now=1_000 + i))
+        page = await repo.list(TaskQuery(offset=2, limit=3, with_total=False))
+        assert ids(page) == ["t4", "t3", "t2"]
+        assert 5 <= page.total <= 7
+
     async def test_filtered_pages_are_newest_first_with_the_filtered_total(
         self, repo: TaskRepository
     ) -> None:

@@ -142,12 +142,13 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
         self._notify(context.task_id)
         await function(context)
 
-    async def cancel(self, task_id: str) -> None:
+    async def cancel(self, task_id: str, *, within_s: float | None = None) -> None:
         running = self._running.get(task_id)
         if running is None or running.task.done():
             return
         running.context._cancel.set()
-        killer = asyncio.create_task(self._kill_after_grace(running))
+        grace = self._cancel_grace_s if within_s is None else min(within_s, self._cancel_grace_s)
+        killer = asyncio.create_task(self._kill_after_grace(running, grace))
         self._killers.add(killer)
         killer.add_done_callback(self._killers.discard)
 
@@ -221,12 +222,10 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
         for killer in list(self._killers):
             killer.cancel()
 
-    async def _kill_after_grace(self, running: _Running) -> None:
-        await asyncio.wait({running.task}, timeout=self._cancel_grace_s)
+    async def _kill_after_grace(self, running: _Running, grace_s: float) -> None:
+        await asyncio.wait({running.task}, timeout=grace_s)
         if not running.task.done():
-            log.warning(
-                "worker %s ignored cancel for %ss; stopping it", running.context.task_id, self._cancel_grace_s
-            )
+            log.warning("worker %s ignored cancel for %ss; stopping it", running.context.task_id, grace_s)
             running.task.cancel()
 
     def _ended(self, running: _Running, task: asyncio.Task[None]) -> None:

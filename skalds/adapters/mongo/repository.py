@@ -232,6 +232,9 @@ class MongoTaskRepository(TaskRepository):
             docs: builtins.list[Document] = []
             if query.limit == 0:  # limit(0) means "no limit" to MongoDB
                 total = await self._tasks.count_documents(where)
+            elif not query.with_total:  # counting is a second scan on servers without an index
+                docs = await cursor.to_list(None)
+                total = query.offset + len(docs)
             else:
                 docs, total = await _both(cursor.to_list(None), self._tasks.count_documents(where))
         return TaskPage(items=_decoded(docs), total=total)

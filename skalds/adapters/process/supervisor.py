@@ -146,13 +146,17 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
 
         self._spare_starting = asyncio.create_task(make(), name="skalds-worker-spare")
 
-    async def cancel(self, task_id: str) -> None:
+    async def cancel(self, task_id: str, *, within_s: float | None = None) -> None:
         child = self._children.get(task_id)
-        if child is None or child.ended.is_set() or child.cancel_requested:
+        if child is None or child.ended.is_set() or (child.cancel_requested and within_s is None):
             return
-        child.cancel_requested = True
-        self._send(child, ("cancel",))
-        child.escalation = asyncio.create_task(self._escalate(child), name=f"cancel-{task_id}")
+        if not child.cancel_requested:
+            child.cancel_requested = True
+            self._send(child, ("cancel",))
+        graces = (self._cancel_grace_s, self._kill_grace_s) if within_s is None else (within_s / 2,) * 2
+        if child.escalation is not None:
+            child.escalation.cancel()  # a sooner deadline replaces the one running
+        child.escalation = asyncio.create_task(self._escalate(child, graces), name=f"cancel-{task_id}")
 
     async def pause(self, task_id: str) -> None:
         self._send(self._children.get(task_id), ("pause",))
@@ -210,8 +214,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
                 await asyncio.gather(child.escalation, return_exceptions=True)
             await child.ended.wait()
 
-    async def _escalate(self, child: _Child) -> None:
-        for sig, grace in ((signal.SIGTERM, self._cancel_grace_s), (signal.SIGKILL, self._kill_grace_s)):
+    async def _escalate(self, child: _Child, graces: tuple[float, float]) -> None:
+        for sig, grace in zip((signal.SIGTERM, signal.SIGKILL), graces, strict=True):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(child.ended.wait(), grace)
                 return

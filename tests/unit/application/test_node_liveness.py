@@ -55,6 +55,12 @@ class BusyDatabase(InMemoryTaskRepository):
         return await super().list(query)
 
 
+async def deaf(ctx: InProcessWorkerContext) -> None:
+    """Never looks at its cancel: only the supervisor's escalation ends it."""
+    while True:
+        await asyncio.sleep(0.001)
+
+
 async def forever(ctx: InProcessWorkerContext) -> None:
     while True:
         await ctx.checkpoint()
@@ -74,19 +80,20 @@ class Node:
         self.clock = FakeClock()
         self.database = BusyDatabase()
         self.live = InMemoryLiveStateStore(self.clock)
-        self.supervisor = InProcessWorkerSupervisor({CLASS: forever}, cancel_grace_s=0.05)
+        self.supervisor = InProcessWorkerSupervisor({CLASS: forever, "Deaf": deaf}, cancel_grace_s=3_600)
         self.runtime = NodeRuntime(
-            NodeIdentity(id="n1", supported_classes=frozenset({CLASS})),
+            NodeIdentity(id="n1", supported_classes=frozenset({CLASS, "Deaf"})),
             self.database,
             self.live,
             self.clock,
             self.supervisor,
             lease_ms=5_000,
+            stop_within_ms=50,
         )
 
-    async def running_task(self, task_id: str) -> Task:
+    async def running_task(self, task_id: str, class_name: str = CLASS) -> Task:
         """A task assigned to n1 with its worker started and beating."""
-        created = new_task(task_id=task_id, class_name=CLASS, now=self.clock.now_ms())
+        created = new_task(task_id=task_id, class_name=class_name, now=self.clock.now_ms())
         task, _ = lifecycle.apply(created, TaskCommand.ASSIGN, at=self.clock.now_ms(), executor="n1")
         await self.database.insert(task)
         await self.supervisor.start(task)
@@ -149,3 +156,10 @@ async def test_a_worker_of_an_earlier_attempt_is_stopped(node: Node) -> None:
     assert again.attempt == task.attempt + 1 and again.lifecycle_status is TaskStatus.ASSIGNING
     await node.runtime.fence()
     await until(lambda: node.supervisor.states()["t1"].outcome is not None)
+
+
+async def test_a_node_out_of_touch_past_its_lease_stops_even_a_deaf_worker_at_once(node: Node) -> None:
+    await node.running_task("t1", "Deaf")
+    node.clock.advance(5_001)  # no renewal reached the store for longer than the lease
+    await node.runtime.check_lease()
+    await until(lambda: node.supervisor.states()["t1"].outcome is not None)  # not after the hour's grace

@@ -91,10 +91,10 @@ async def system() -> AsyncIterator[System]:
     await built.close()
 
 
-async def drive(system: System, task_id: str, status: TaskStatus, seconds: float = 10) -> None:
+async def drive(system: System, task_id: str, status: TaskStatus, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        await system.cycle(advance_ms=100)
+        await system.cycle(advance_ms=0)  # fake time stands still beside real processes
         await asyncio.sleep(0.03)
         if (await system.services.tasks.get(task_id)).lifecycle_status is status:
             return
