@@ -15,6 +15,7 @@ so a re-queued task never runs twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ class NodeRuntime:
         self._lease_ms = lease_ms
         self._stop_within_s = None if stop_within_ms is None else stop_within_ms / 1000
         self._last_contact: int | None = None
-        self._fenced: set[str] = set()
+        self._fenced: set[str] = set()  # workers stopped because their task is no longer this node's
+        self._released: dict[str, str] = {}  # of those, stopped by the lease -> why, reported once ended
         self._changed: set[str] = set()  # workers the supervisor says changed, not yet reported
         self._change_seen = asyncio.Event()
         self._reporting = asyncio.Lock()  # one report at a time, so each task's sequence stays in order
@@ -176,6 +178,8 @@ class NodeRuntime:
                 extra={"node": self.node_id, "task_id": task_id, "reason": "lease lost"},
             )
             self._fenced.add(task_id)
+            why = f"node {self.node_id} lost its lease ({silent} ms out of touch) and stopped it"
+            self._released[task_id] = why
             await self._supervisor.cancel(task_id, within_s=self._stop_within_s)
 
     async def beat(self) -> None:
@@ -183,15 +187,20 @@ class NodeRuntime:
         the live-state store, never the task repository, so database load cannot starve it."""
         await self.check_lease()
         now = self._clock.now_ms()
-        await self._report(self._due_beats, now)
+        released = set(self._released)
+        reported = await self._report(self._due_beats, now)
         await self._publish_node(now)
         self._last_contact = now
+        if handed_back := tuple(task_id for task_id in reported if task_id in released):
+            await self._tell_monitor(handed_back)
 
     def _due_beats(self, states: Mapping[str, WorkerState]) -> list[tuple[str, WorkerState]]:
         due: list[tuple[str, WorkerState]] = []
         for task_id, state in states.items():
-            if task_id in self._fenced:  # stopped by the lease: the task is no longer this node's to report
-                if state.outcome is not None:
+            if task_id in self._fenced:  # its task is no longer this node's: report nothing while it stops
+                if state.outcome is not None and task_id in self._released:
+                    due.append((task_id, _released(state, self._released[task_id])))  # hand it back
+                elif state.outcome is not None:
                     self._forget(task_id)
                 continue
             silent = not state.started or state.beats == self._beats_seen.get(task_id)
@@ -215,8 +224,12 @@ class NodeRuntime:
             return picked
 
         reported = await self._report(due, self._clock.now_ms())
-        if reported and self._publisher is not None:
-            event = WorkerChangesReported(at=self._clock.now_ms(), node_id=self.node_id, task_ids=reported)
+        if reported:
+            await self._tell_monitor(reported)
+
+    async def _tell_monitor(self, task_ids: tuple[str, ...]) -> None:
+        if self._publisher is not None:
+            event = WorkerChangesReported(at=self._clock.now_ms(), node_id=self.node_id, task_ids=task_ids)
             await self._publisher.publish(event)
 
     async def reconcile_ownership(self) -> None:
@@ -261,6 +274,7 @@ class NodeRuntime:
         self._sequences.pop(task_id, None)
         self._beats_seen.pop(task_id, None)
         self._fenced.discard(task_id)
+        self._released.pop(task_id, None)
         self._updates_sent.pop(task_id, None)
         self._controls_obeyed.pop(task_id, None)
         self._lives.pop(task_id, None)
@@ -430,10 +444,7 @@ class NodeRuntime:
             received_at=self._clock.now_ms(), outcome=outcome, error=error, attempt=attempt
         )
         await self._live.record_heartbeat(task_id, report)
-        if self._publisher is not None:
-            await self._publisher.publish(
-                WorkerChangesReported(at=self._clock.now_ms(), node_id=self.node_id, task_ids=(task_id,))
-            )
+        await self._tell_monitor((task_id,))
 
     async def _publish_node(self, now: int) -> None:
         identity = self.identity
@@ -451,3 +462,11 @@ class NodeRuntime:
                 draining=self.draining,
             )
         )
+
+
+def _released(state: WorkerState, why: str) -> WorkerState:
+    """How a worker the lease stopped is reported: finished if it got there, else handed back (whatever
+    the stop made of it), so the monitor passes the task on at once instead of waiting out its silence."""
+    if state.outcome is Outcome.FINISHED:
+        return state
+    return dataclasses.replace(state, outcome=Outcome.RELEASED, error=why)

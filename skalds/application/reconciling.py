@@ -56,6 +56,9 @@ def decide(
         return [Step(TaskCommand.FAIL, {"error": error, "retry_at": retry_at(task, now, rules.retry)})]
     if verdict is Verdict.CANCELLED:
         return [Step(TaskCommand.CONFIRM_CANCEL, {"reason": "the worker stopped on cancel"})]
+    if verdict is Verdict.RELEASED:  # the worker is gone, its node alive: hand the task on at once
+        why = report.error if report and report.error else f"node {task.executor} released it"
+        return [_worker_gone(task, why, now, rules, node_lost=True)]
     if executor_health is NodeHealth.OFFLINE:
         return [_worker_gone(task, f"node {task.executor} went offline", now, rules, node_lost=True)]
     if task.lifecycle_status is TaskStatus.ASSIGNING and report is None:

@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    RELEASED = "released"  # its node stopped it unasked (it lost its lease) and hands the task back
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +80,7 @@ class Verdict(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    RELEASED = "released"  # its node stopped it and gave the task back: the worker is gone
 
 
 SEVERITY: dict[Verdict, int] = {
@@ -95,6 +97,7 @@ _OUTCOME_VERDICT = {
     Outcome.FINISHED: Verdict.FINISHED,
     Outcome.FAILED: Verdict.FAILED,
     Outcome.CANCELLED: Verdict.CANCELLED,
+    Outcome.RELEASED: Verdict.RELEASED,
 }
 
 

@@ -17,6 +17,9 @@ ALIVE_RANGE = range(200)
 
 _CODE_OF = {Outcome.FINISHED: FINISHED_CODE, Outcome.FAILED: FAILED_CODE, Outcome.CANCELLED: CANCELLED_CODE}
 _OUTCOME_OF = {code: outcome for outcome, code in _CODE_OF.items()}
+# Upstream had no "released" (a worker its node stopped and handed back): to its readers the worker was
+# stopped, which -2 says; read back, -2 is cancelled.
+_CODE_OF[Outcome.RELEASED] = CANCELLED_CODE
 
 
 def to_upstream_code(report: HeartbeatReport) -> int:

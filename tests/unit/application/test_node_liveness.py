@@ -12,11 +12,14 @@ from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.repository import InMemoryTaskRepository
 from skalds.adapters.memory.supervisor import InProcessWorkerContext, InProcessWorkerSupervisor
 from skalds.application.node_runtime import NodeIdentity, NodeRuntime
+from skalds.application.tasks import TaskDraft
 from skalds.domain import lifecycle
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.ports import TaskPage, TaskQuery
 from skalds.domain.task import Task, TaskStatus, new_task
 from tests.fakes import FakeClock
+from tests.unit.application.harness import CLASS as HARNESS_CLASS
+from tests.unit.application.harness import build_system
 
 CLASS = "Forever"
 
@@ -57,8 +60,7 @@ class BusyDatabase(InMemoryTaskRepository):
 
 async def deaf(ctx: InProcessWorkerContext) -> None:
     """Never looks at its cancel: only the supervisor's escalation ends it."""
-    while True:
-        await asyncio.sleep(0.001)
+    await asyncio.Event().wait()
 
 
 async def forever(ctx: InProcessWorkerContext) -> None:
@@ -163,3 +165,25 @@ async def test_a_node_out_of_touch_past_its_lease_stops_even_a_deaf_worker_at_on
     node.clock.advance(5_001)  # no renewal reached the store for longer than the lease
     await node.runtime.check_lease()
     await until(lambda: node.supervisor.states()["t1"].outcome is not None)  # not after the hour's grace
+
+
+async def test_a_node_that_lost_its_lease_hands_its_tasks_back_and_takes_work_again() -> None:
+    """Regression (issue 15): a node whose renewal stalled past its lease stopped every worker at once and
+    reported nothing, so its tasks stayed Running on it until their silence failed them, and the node,
+    counted full, got no work meanwhile. Now the stopped workers are reported released, the tasks are
+    re-queued at once, and the node runs them again."""
+    system = await build_system()
+    try:
+        await system.add_node("n1", capacity=2)
+        first = await system.services.tasks.create(TaskDraft(class_name=HARNESS_CLASS))
+        second = await system.services.tasks.create(TaskDraft(class_name=HARNESS_CLASS))
+        await system.cycle()
+        await system.cycle(advance_ms=6_000, beating=())  # n1's renewals do not reach the store: > lease
+        for _ in range(5):  # n1 is back in touch: it stops its workers, hands them back, gets them again
+            await system.cycle(advance_ms=100)
+        for task_id in (first.id, second.id):
+            task = await system.services.tasks.get(task_id)
+            assert (task.lifecycle_status, task.executor, task.attempt) == (TaskStatus.RUNNING, "n1", 2)
+            assert task.last_error is None
+    finally:
+        await system.close()

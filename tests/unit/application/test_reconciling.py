@@ -45,6 +45,12 @@ def test_reported_outcomes_settle_the_task() -> None:
     assert commands(running_task(), Verdict.CANCELLED) == [C.CONFIRM_CANCEL]
 
 
+def test_a_task_its_node_released_is_requeued_at_once_or_its_cancel_confirmed() -> None:
+    assert commands(running_task(max_attempts=3), Verdict.RELEASED, beat(error="lease lost")) == [C.REQUEUE]
+    cancelling, _ = lifecycle.apply(running_task(), C.CANCEL, at=3_000)
+    assert commands(cancelling, Verdict.RELEASED) == [C.CONFIRM_CANCEL]
+
+
 def test_a_failure_schedules_a_retry_when_attempts_remain() -> None:
     [step] = decide(
         running_task(max_attempts=3),

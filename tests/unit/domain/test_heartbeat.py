@@ -126,7 +126,15 @@ def test_upstream_codes_round_trip(code: int, at: int) -> None:
     assert report.received_at == at
 
 
-@given(sequence=st.integers(0, 10**9), outcome=st.none() | st.sampled_from(Outcome))
+UPSTREAM_OUTCOMES = [outcome for outcome in Outcome if outcome is not Outcome.RELEASED]
+
+
+def test_a_released_worker_reads_to_upstream_as_stopped() -> None:
+    report = HeartbeatReport(received_at=5, outcome=Outcome.RELEASED)
+    assert to_upstream_code(report) == -2
+
+
+@given(sequence=st.integers(0, 10**9), outcome=st.none() | st.sampled_from(UPSTREAM_OUTCOMES))
 def test_reports_round_trip_through_upstream_codes_keeping_their_meaning(
     sequence: int, outcome: Outcome | None
 ) -> None:
