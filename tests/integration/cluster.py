@@ -1,5 +1,5 @@
 """Real Skalds processes on one machine, for tests/integration/test_distributed.py and the operator scenario
-(tests/integration/scenario.py).
+(tests/integration/scenario/).
 
 Controllers and nodes are started with the real CLI (``python -m skalds controller|node``), each with a log
 file of its own, and driven through the controller's HTTP API. ``Cluster.close`` stops every process it

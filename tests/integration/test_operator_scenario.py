@@ -3,7 +3,7 @@
 One ``skalds controller --mode dispatcher`` and two ``skalds node`` processes (capacity 12 each) on real
 Kafka, Redis and FerretDB; 60 tasks of 1-3 s created over the HTTP API, some updated, paused and resumed,
 cancelled while running, some failing, and node-a SIGKILLed once half of them are terminal. The driver and
-the analysis are tests/integration/scenario.py, shared with the bench. The workers hold on until their
+the analysis are tests/integration/scenario/, shared with the bench. The workers hold on until their
 control took effect (``Journaled.hold``), so every control finds its worker running, whatever the timing.
 
 The evidence is the workers' own journal, the API's live stream and /proc. Nothing here asserts a duration:
