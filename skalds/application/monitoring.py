@@ -112,8 +112,10 @@ class Monitor:
         self.counters = MonitorCounters()
 
     async def run_cycle(self, only: Collection[str] | None = None) -> CycleReport:
-        """Judge every live task and node; with ``only``, just those tasks, at once (a node reported that
-        their workers changed), judging their nodes by what the last full cycle saw."""
+        """Judge every live task and node; with ``only``, at once, just what the workers of those tasks
+        reported (a node said they changed): tasks without a fresh report of their current run are left to
+        the full cycle, and so is every judgement of silence or of a lost node (the reporting node is
+        evidently alive)."""
         now = self._clock.now_ms()
         if only is None:
             nodes = await self._live.list_nodes()
@@ -122,6 +124,8 @@ class Monitor:
             found = await self._repository.get_many(sorted(only))
             tasks = [task for task in found.values() if task.is_live]
         stored = await self._live.latest_heartbeats([t.id for t in tasks])
+        if only is not None:
+            tasks = [task for task in tasks if self._fresh(task, stored.get(task.id))]
         paused = self._looked_at is None or now - self._looked_at > self._trusted_pause_ms
         cycle = _Cycle(now)
         if only is None:
@@ -129,17 +133,16 @@ class Monitor:
                 nodes, tasks, stored, self._judged, now=now, out=cycle.out, paused=paused
             )
         else:
-            executors = self._nodes.as_last_seen(task.executor or "" for task in tasks)
+            executors = dict.fromkeys((task.executor or "" for task in tasks), NodeHealth.ONLINE)
         memory = self._memory
         kept: dict[str, TaskMemory] = {}
         for task in tasks:
             kept[task.id] = remembered = memory.get(task.id) or TaskMemory()
             self._judge_task(task, remembered, stored.get(task.id), executors, cycle, paused=paused)
         if only is None:
-            self._memory, self._looked_at = (
-                kept,
-                now,
-            )  # memory only of live tasks, so it cannot grow unbounded
+            for remembered in kept.values():
+                remembered.full_report = remembered.report
+            self._memory, self._looked_at = kept, now  # only live tasks: memory cannot grow unbounded
         else:
             memory.update(kept)
         changes = cycle.changes
@@ -262,9 +265,18 @@ class Monitor:
         return self._nodes.health(node_id)
 
     def _judged(self, task_id: str) -> tuple[int, HeartbeatReport] | None:
-        """The report the monitor last judged of a task, with its attempt."""
+        """The report the last full cycle judged of a task, with its attempt (what tells a node that left
+        from one the store lost; reports judged between full cycles do not count)."""
         memory = self._memory.get(task_id)
-        return None if memory is None else memory.report
+        return None if memory is None else memory.full_report
+
+    def _fresh(self, task: Task, held: HeartbeatReport | None) -> bool:
+        """Whether ``held`` is a report of the task's current run newer than the last one judged."""
+        if held is None or not from_current_run(task, held):
+            return False
+        memory = self._memory.get(task.id)
+        seen = None if memory is None else memory.report
+        return seen is None or seen[0] != task.attempt or held.received_at >= seen[1].received_at
 
     def _recall(
         self, task: Task, memory: TaskMemory, now: int, *, paused: bool
@@ -356,6 +368,7 @@ class TaskMemory:
     """What the monitor remembers of one live task between cycles."""
 
     report: tuple[int, HeartbeatReport] | None = None  # (attempt, the last report judged)
+    full_report: tuple[int, HeartbeatReport] | None = None  # ... by the last full cycle
     silence: tuple[int, int] | None = None  # (attempt, silent since), while no fresh report is held
     verdict: Verdict | None = None
     sequence: int | None = None  # of the last heartbeat published
@@ -405,11 +418,15 @@ class _Observations:
 async def _listen(
     subscription: Subscription[ev.DomainEvent], reported: set[str], heard: asyncio.Event
 ) -> None:
-    """Collect the tasks nodes report changed, and wake the monitor."""
-    async for event in subscription:
-        if isinstance(event, ev.WorkerChangesReported):
-            reported.update(event.task_ids)
-            heard.set()
+    """Collect the tasks nodes report changed, and wake the monitor. Should the subscription fail, the full
+    cycles still judge every task; the failure is logged."""
+    try:
+        async for event in subscription:
+            if isinstance(event, ev.WorkerChangesReported):
+                reported.update(event.task_ids)
+                heard.set()
+    except Exception:
+        log.exception("monitor stopped hearing worker changes; its full cycles still judge every task")
 
 
 def _silent_since(task: Task) -> int:

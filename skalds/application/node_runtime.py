@@ -187,12 +187,12 @@ class NodeRuntime:
         the live-state store, never the task repository, so database load cannot starve it."""
         await self.check_lease()
         now = self._clock.now_ms()
-        released = set(self._released)
+        owed = set(self._released) | self._changed  # changes the monitor is to hear of at once
         reported = await self._report(self._due_beats, now)
         await self._publish_node(now)
         self._last_contact = now
-        if handed_back := tuple(task_id for task_id in reported if task_id in released):
-            await self._tell_monitor(handed_back)
+        if told := tuple(task_id for task_id in reported if task_id in owed):
+            await self._tell_monitor(told)  # the change reporter may say it again: harmless
 
     def _due_beats(self, states: Mapping[str, WorkerState]) -> list[tuple[str, WorkerState]]:
         due: list[tuple[str, WorkerState]] = []
@@ -223,7 +223,11 @@ class NodeRuntime:
                     picked.append((task_id, state))
             return picked
 
-        reported = await self._report(due, self._clock.now_ms())
+        try:
+            reported = await self._report(due, self._clock.now_ms())
+        except BaseException:
+            self._changed |= changed  # reported by the next try (or the next beat)
+            raise
         if reported:
             await self._tell_monitor(reported)
 
@@ -249,7 +253,13 @@ class NodeRuntime:
         if not running:
             return
         stored = await self._repository.get_many(sorted(running))
+        now_running = self._supervisor.states()  # the read took a while: act only on the same live worker
         for task_id, state in running.items():
+            current = now_running.get(task_id)
+            if task_id in self._fenced or current is None or current.outcome is not None:
+                continue
+            if current.attempt != state.attempt:
+                continue  # a later attempt started meanwhile: the next fence judges it
             task = stored.get(task_id)
             attempt_matches = task is not None and state.attempt in (None, task.attempt)
             if task is not None and task.executor == self.node_id and task.is_live and attempt_matches:
@@ -267,7 +277,8 @@ class NodeRuntime:
                 extra={"node": self.node_id, "task_id": task_id, "reason": "fenced"},
             )
             self._fenced.add(task_id)
-            await self._supervisor.cancel(task_id)
+            # its task may already run elsewhere: stopped as surely as a lost lease stops it
+            await self._supervisor.cancel(task_id, within_s=self._stop_within_s)
 
     def _forget(self, task_id: str) -> None:
         self._supervisor.forget(task_id)
@@ -280,7 +291,7 @@ class NodeRuntime:
         self._lives.pop(task_id, None)
 
     async def run(self, subscriber: EventSubscriber, *, heartbeat_interval_s: float) -> None:
-        """Register, then obey commands, report changes, renew and fence until cancelled."""
+        """Register, then obey commands, report changes, renew, watch the lease and fence until cancelled."""
         await self.register()
         subscription = subscriber.commands(self.node_id)
 
@@ -310,7 +321,20 @@ class NodeRuntime:
                         "node %s could not check which of its tasks are still its own", self.node_id
                     )
 
+        async def lease() -> None:  # on its own timer: a renewal stuck on the store must not delay it
+            while self._lease_ms is not None and self._last_contact is not None:
+                due_s = (self._last_contact + self._lease_ms + 1 - self._clock.now_ms()) / 1000
+                if due_s > 0:
+                    await asyncio.sleep(min(due_s, heartbeat_interval_s))
+                    continue
+                try:
+                    await self.check_lease()
+                except Exception:
+                    log.exception("node %s could not stop its workers after losing its lease", self.node_id)
+                await asyncio.sleep(heartbeat_interval_s)
+
         helpers = [
+            asyncio.create_task(lease(), name=f"node-{self.node_id}-lease"),
             asyncio.create_task(obey(), name=f"node-{self.node_id}-commands"),
             asyncio.create_task(report(), name=f"node-{self.node_id}-changes"),
             asyncio.create_task(guard(), name=f"node-{self.node_id}-fence"),
@@ -372,8 +396,11 @@ class NodeRuntime:
             task = await self._repository.get(task_id)
         except TaskNotFoundError:
             return
-        if task.executor == self.node_id and task.is_live:
-            # nothing runs here for it (never started, or already gone): say so, so the cancel completes
+        never_ran_here = self._started_attempts.get(task_id, 0) < task.attempt
+        wanted = task.desired_state is DesiredState.CANCEL
+        if task.executor == self.node_id and task.is_live and wanted and never_ran_here:
+            # nothing ran here for this attempt (an ended one reported its own outcome): say so, so the
+            # cancel completes
             await self._report_outcome(task_id, task.attempt, Outcome.CANCELLED, None)
 
     async def _report(

@@ -11,7 +11,7 @@ offline and no live task names it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from skalds.domain import events as ev
 from skalds.domain.commands import NodeCommand
@@ -30,12 +30,6 @@ class NodeWatch:
 
     def health(self, node_id: str) -> NodeHealth | None:
         return self._node_health.get(node_id)
-
-    def as_last_seen(self, executors: Iterable[str]) -> Mapping[str, NodeHealth]:
-        """The health of these executors as the last full look judged it; a node never judged yet is
-        online (it has just reported in). No executor: offline, as in ``observe``."""
-        health = {node_id: self._node_health.get(node_id, NodeHealth.ONLINE) for node_id in executors}
-        return health | {"": NodeHealth.OFFLINE}
 
     def next_change_in_ms(self, now: int) -> int:
         """How long until the silence of a node not yet offline crosses its next threshold (suspect, then

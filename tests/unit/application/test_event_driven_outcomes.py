@@ -14,8 +14,10 @@ import pytest
 
 from skalds.application.tasks import TaskDraft
 from skalds.domain import events as ev
+from skalds.domain.nodes import NodeHealth
 from skalds.domain.task import TaskStatus
 from tests.unit.application.harness import CLASS, System, build_system
+from tests.unit.application.test_live_state_loss import wipe
 
 S = TaskStatus
 HOUR_S = 3_600.0
@@ -121,3 +123,53 @@ async def test_a_failing_worker_is_failed_at_once_and_the_event_names_the_node(s
     finally:
         listener.cancel()
         await subscription.close()
+
+
+# ---- what a cycle for reported changes must not decide (found in review) ------------------------------
+
+
+async def test_a_reported_start_on_a_node_once_taken_for_offline_is_applied_not_requeued() -> None:
+    """A node back after being offline (restarted with its id, or a healed partition) gets work at once; the
+    cycle its first report triggers must not re-queue that task on the strength of the old verdict."""
+    system = await build_system()
+    try:
+        services = system.services
+        node = await system.add_node("n1")
+        system.clock.advance(16_000)  # silent past dead-after (15 s here)
+        await services.monitor.run_cycle()
+        assert services.monitor.node_health("n1") is NodeHealth.OFFLINE
+        await node.register()
+        task = await services.tasks.create(TaskDraft(class_name=CLASS))
+        await services.dispatcher.dispatch_once()
+        await system.settle(0.05)
+        await node.report_changes()
+        await services.monitor.run_cycle(only={task.id})
+        stored = await services.tasks.get(task.id)
+        assert (stored.lifecycle_status, stored.executor, stored.attempt) == (S.RUNNING, "n1", 1)
+    finally:
+        await system.close()
+
+
+async def test_a_change_reported_after_the_store_restarted_does_not_make_its_node_look_gone() -> None:
+    """The 'node left' rule compares the store with what the last full cycle judged; a report judged in
+    between must not make a node whose entry the restarted store lost look as if it removed itself."""
+    system = await build_system()
+    try:
+        services = system.services
+        node = await system.add_node("n1", capacity=3)
+        for task_id in ("a", "b"):
+            await services.tasks.create(TaskDraft(id=task_id, class_name=CLASS))
+        for _ in range(3):
+            await system.cycle()
+        await node.report_changes()  # nothing pending, as the change loop would have left it
+        await wipe(system)  # Redis restarted empty
+        await services.tasks.update_attachments("a", {"x": 1})
+        await system.settle(0.05)
+        await node.report_changes()  # a's applied update, before n1's next beat restores its entry
+        await services.monitor.run_cycle(only={"a"})
+        await services.monitor.run_cycle()
+        for task_id in ("a", "b"):
+            stored = await services.tasks.get(task_id)
+            assert (stored.lifecycle_status, stored.attempt) == (S.RUNNING, 1)
+    finally:
+        await system.close()
