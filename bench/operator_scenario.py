@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -64,33 +63,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, service_address
-from bench.workers import JOURNAL_VARIABLE, NODE_VARIABLE
 from skalds.config import HeartbeatSettings
-from tests.integration.cluster import Cluster
-from tests.integration.scenario import WORKER, Load, Options, Record, Scenario, analyse
+from tests.integration.cluster import Cluster, backends_env, process_env
+from tests.integration.scenario import Load, Options, Record, Scenario, analyse, start_journaled_cluster
 from tests.integration.scenario.table import render
 
 NODES = ("node-a", "node-b")
 CAPACITY = 12
 
 
-def services_env(name: str, logs: Path) -> dict[str, str]:
-    """Addresses, names of this run's own and a log folder; every other setting is the product's default."""
-    inherited = {key: value for key, value in os.environ.items() if not key.startswith("SKALDS_")}
-    return inherited | {
-        "SKALDS_BACKENDS__EVENT_BUS": "kafka",
-        "SKALDS_BACKENDS__LIVE_STATE": "redis",
-        "SKALDS_BACKENDS__REPOSITORY": "mongo",
-        "SKALDS_KAFKA_BOOTSTRAP": service_address("SKALDS_KAFKA_BOOTSTRAP", "Kafka"),
-        "SKALDS_REDIS_URL": service_address("SKALDS_REDIS_URL", "Redis"),
-        "SKALDS_MONGO_URL": service_address("SKALDS_MONGO_URL", "MongoDB-wire server"),
-        "SKALDS_KAFKA__TOPIC_PREFIX": f"{name}.",
-        "SKALDS_KAFKA__CONSUMER_GROUP_PREFIX": name,
-        "SKALDS_REDIS__KEY_PREFIX": f"{name}:",
-        "SKALDS_MONGO__DATABASE": name,
-        "SKALDS_LOGGING__PATH": str(logs / "logs"),
-        "PYTHONUNBUFFERED": "1",
-    }
+def services_env(name: str) -> dict[str, str]:
+    """Addresses and names of this run's own; every other setting is the product's default."""
+    return backends_env(
+        service_address("SKALDS_KAFKA_BOOTSTRAP", "Kafka"),
+        service_address("SKALDS_REDIS_URL", "Redis"),
+        service_address("SKALDS_MONGO_URL", "MongoDB-wire server"),
+        name,
+    )
 
 
 def code_under_test(origin: Path) -> str:
@@ -115,25 +104,11 @@ def code_under_test(origin: Path) -> str:
 
 def run(load: Load, *, kill: bool, deadline_s: float, logs: Path) -> tuple[Record, str]:
     name = "op" + uuid.uuid4().hex[:10]
-    cluster = Cluster(services_env(name, logs), logs)
+    cluster = Cluster(process_env(services_env(name), logs), logs)
     journal = logs / "journal.jsonl"
     try:
         origin = cluster.skalds_origin()
-        controller = cluster.controller()
-        nodes = {
-            node_id: cluster.node(
-                node_id,
-                worker=WORKER,
-                env={
-                    "SKALDS_NODE__CAPACITY": str(CAPACITY),
-                    NODE_VARIABLE: node_id,
-                    JOURNAL_VARIABLE: str(journal),
-                },
-            )
-            for node_id in NODES
-        }
-        cluster.wait_ready(controller)
-        cluster.wait_online(controller, *NODES)
+        controller, nodes = start_journaled_cluster(cluster, NODES, CAPACITY, journal)
         options = Options(
             journal=journal,
             slots=dict.fromkeys(NODES, CAPACITY),

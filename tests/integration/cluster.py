@@ -17,12 +17,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,6 +214,60 @@ class Controller:
             return bool(self.dispatcher()["running"])
         except httpx.HTTPError:
             return False
+
+
+def backends_env(kafka_bootstrap: str, redis_url: str, mongo_url: str, name: str) -> dict[str, str]:
+    """Settings for the real backends, under names of the test's own (topics, consumer groups, keys and
+    database), so tests sharing one set of services never see each other's work."""
+    return {
+        "SKALDS_BACKENDS__EVENT_BUS": "kafka",
+        "SKALDS_BACKENDS__LIVE_STATE": "redis",
+        "SKALDS_BACKENDS__REPOSITORY": "mongo",
+        "SKALDS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "SKALDS_REDIS_URL": redis_url,
+        "SKALDS_MONGO_URL": mongo_url,
+        "SKALDS_KAFKA__TOPIC_PREFIX": f"{name}.",
+        "SKALDS_KAFKA__CONSUMER_GROUP_PREFIX": name,
+        "SKALDS_REDIS__KEY_PREFIX": f"{name}:",
+        "SKALDS_MONGO__DATABASE": name,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def process_env(settings: Mapping[str, str], logs: Path) -> dict[str, str]:
+    """What Skalds processes of a cluster get: ``settings`` over this process's environment (without its
+    own ``SKALDS_`` settings), with log files under ``logs/logs``."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("SKALDS_")}
+    return inherited | dict(settings) | {"SKALDS_LOGGING__PATH": str(logs / "logs")}
+
+
+@contextlib.contextmanager
+def cluster_in(settings: Mapping[str, str], logs: Path) -> Iterator[Cluster]:
+    """A Cluster on ``process_env(settings, logs)``; every process is stopped on the way out."""
+    started = Cluster(process_env(settings, logs), logs)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def cluster_fixture(settings: Callable[[str, str, str, str], Mapping[str, str]]) -> Any:
+    """A ``cluster`` fixture for a test module: ``settings(kafka, redis, mongo, unique_name)`` says what
+    its processes get; each test has a log folder of its own."""
+
+    @pytest.fixture
+    def cluster(
+        kafka_bootstrap: str,
+        redis_url: str,
+        mongo_url: str,
+        unique: str,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[Cluster]:
+        chosen = settings(kafka_bootstrap, redis_url, mongo_url, unique)
+        with cluster_in(chosen, tmp_path_factory.mktemp(unique)) as started:
+            yield started
+
+    return cluster
 
 
 class Cluster:

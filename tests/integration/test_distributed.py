@@ -9,10 +9,8 @@ Short heartbeat thresholds keep it quick; waits have generous deadlines and noth
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,6 +26,8 @@ from tests.integration.cluster import (
     Controller,
     ProcessId,
     all_tasks,
+    backends_env,
+    cluster_fixture,
     create_task,
     heartbeat_history,
     read_all,
@@ -41,17 +41,7 @@ RUNNING = TaskStatus.RUNNING.value
 
 def settings_env(kafka_bootstrap: str, redis_url: str, mongo_url: str, name: str) -> dict[str, str]:
     """The real backends, under names of this test's own, and thresholds short enough for a test."""
-    return {
-        "SKALDS_BACKENDS__EVENT_BUS": "kafka",
-        "SKALDS_BACKENDS__LIVE_STATE": "redis",
-        "SKALDS_BACKENDS__REPOSITORY": "mongo",
-        "SKALDS_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "SKALDS_REDIS_URL": redis_url,
-        "SKALDS_MONGO_URL": mongo_url,
-        "SKALDS_KAFKA__TOPIC_PREFIX": f"{name}.",
-        "SKALDS_KAFKA__CONSUMER_GROUP_PREFIX": name,
-        "SKALDS_REDIS__KEY_PREFIX": f"{name}:",
-        "SKALDS_MONGO__DATABASE": name,
+    return backends_env(kafka_bootstrap, redis_url, mongo_url, name) | {
         "SKALDS_HEARTBEAT__SUSPECT_AFTER_MS": str(SUSPECT_AFTER_MS),
         "SKALDS_HEARTBEAT__DEAD_AFTER_MS": str(DEAD_AFTER_MS),
         "SKALDS_MONITOR__INTERVAL_MS": "500",
@@ -60,28 +50,10 @@ def settings_env(kafka_bootstrap: str, redis_url: str, mongo_url: str, name: str
         "SKALDS_DISPATCH__STRATEGY": "least_tasks",
         "SKALDS_NODE__ON_SHUTDOWN": "hand_back",  # so the teardown does not wait for tasks to finish
         "SKALDS_NODE__CANCEL_GRACE_MS": "3000",
-        "SKALDS_LOGGING__PATH": "",  # filled in by the fixture: the test's own folder
-        "PYTHONUNBUFFERED": "1",
     }
 
 
-@pytest.fixture
-def cluster(
-    kafka_bootstrap: str,
-    redis_url: str,
-    mongo_url: str,
-    unique: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
-    logs = tmp_path_factory.mktemp(unique)
-    inherited = {key: value for key, value in os.environ.items() if not key.startswith("SKALDS_")}
-    env = inherited | settings_env(kafka_bootstrap, redis_url, mongo_url, unique)
-    env["SKALDS_LOGGING__PATH"] = str(logs / "logs")
-    started = Cluster(env, logs)
-    try:
-        yield started
-    finally:
-        started.close()
+cluster = cluster_fixture(settings_env)
 
 
 def topics(cluster: Cluster) -> Topics:

@@ -14,16 +14,13 @@ How long the load lasts is a number of reads, not a time; nothing here asserts a
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from skalds.adapters.kafka.messages import WireCodec
 from skalds.adapters.kafka.topics import Topics
@@ -34,6 +31,8 @@ from tests.integration.cluster import (
     Cluster,
     ProcessId,
     all_tasks,
+    backends_env,
+    cluster_fixture,
     create_task,
     heartbeat_history,
     read_all,
@@ -55,39 +54,14 @@ LOST_WORK = re.compile(r"lost (its lease|contact)|the task is no longer assigned
 
 def settings_env(kafka_bootstrap: str, redis_url: str, mongo_url: str, name: str) -> dict[str, str]:
     """The real backends under names of this test's own; the product's timings, heartbeat ones explicit."""
-    return {
-        "SKALDS_BACKENDS__EVENT_BUS": "kafka",
-        "SKALDS_BACKENDS__LIVE_STATE": "redis",
-        "SKALDS_BACKENDS__REPOSITORY": "mongo",
-        "SKALDS_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "SKALDS_REDIS_URL": redis_url,
-        "SKALDS_MONGO_URL": mongo_url,
-        "SKALDS_KAFKA__TOPIC_PREFIX": f"{name}.",
-        "SKALDS_KAFKA__CONSUMER_GROUP_PREFIX": name,
-        "SKALDS_REDIS__KEY_PREFIX": f"{name}:",
-        "SKALDS_MONGO__DATABASE": name,
+    return backends_env(kafka_bootstrap, redis_url, mongo_url, name) | {
         "SKALDS_HEARTBEAT__SUSPECT_AFTER_MS": str(SUSPECT_AFTER_MS),
         "SKALDS_HEARTBEAT__DEAD_AFTER_MS": str(DEAD_AFTER_MS),
         "SKALDS_NODE__ON_SHUTDOWN": "hand_back",  # so the teardown does not wait for the countdowns
-        "PYTHONUNBUFFERED": "1",
     }
 
 
-@pytest.fixture
-def cluster(
-    kafka_bootstrap: str,
-    redis_url: str,
-    mongo_url: str,
-    unique: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
-    logs = tmp_path_factory.mktemp(unique)
-    inherited = {key: value for key, value in os.environ.items() if not key.startswith("SKALDS_")}
-    started = Cluster(inherited | settings_env(kafka_bootstrap, redis_url, mongo_url, unique), logs)
-    try:
-        yield started
-    finally:
-        started.close()
+cluster = cluster_fixture(settings_env)
 
 
 def tasks_running(api: httpx.Client, task_ids: list[str]) -> dict[str, dict[str, Any]] | None:

@@ -14,14 +14,9 @@ waits have generous deadlines, and the scenario's deadline only bounds a hung ru
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 
-import pytest
-
-from bench.workers import JOURNAL_VARIABLE, NODE_VARIABLE
-from tests.integration.cluster import Cluster, ProcessId, wait_for
-from tests.integration.scenario import WORKER, Evidence, Load, Options, Scenario, analyse
+from tests.integration.cluster import Cluster, ProcessId, cluster_fixture, wait_for
+from tests.integration.scenario import Evidence, Load, Options, Scenario, analyse, start_journaled_cluster
 from tests.integration.test_distributed import DEAD_AFTER_MS, settings_env
 
 NODES = ("node-a", "node-b")
@@ -42,42 +37,12 @@ LOAD = Load(
 )
 
 
-@pytest.fixture
-def cluster(
-    kafka_bootstrap: str,
-    redis_url: str,
-    mongo_url: str,
-    unique: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
-    logs = tmp_path_factory.mktemp(unique)
-    inherited = {key: value for key, value in os.environ.items() if not key.startswith("SKALDS_")}
-    env = inherited | settings_env(kafka_bootstrap, redis_url, mongo_url, unique)
-    env["SKALDS_LOGGING__PATH"] = str(logs / "logs")
-    started = Cluster(env, logs)
-    try:
-        yield started
-    finally:
-        started.close()
+cluster = cluster_fixture(settings_env)
 
 
 def test_an_operators_load_with_a_node_killed_keeps_every_invariant(cluster: Cluster) -> None:
     journal = cluster.logs / "journal.jsonl"
-    controller = cluster.controller()
-    nodes = {
-        node_id: cluster.node(
-            node_id,
-            worker=WORKER,
-            env={
-                "SKALDS_NODE__CAPACITY": str(CAPACITY),
-                NODE_VARIABLE: node_id,
-                JOURNAL_VARIABLE: str(journal),
-            },
-        )
-        for node_id in NODES
-    }
-    cluster.wait_ready(controller)
-    cluster.wait_online(controller, *NODES)
+    controller, nodes = start_journaled_cluster(cluster, NODES, CAPACITY, journal)
     options = Options(
         journal=journal,
         slots=dict.fromkeys(NODES, CAPACITY),

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from skalds.adapters.worker_changes import ChangeListener
 from skalds.domain.heartbeat import Outcome
 from skalds.domain.ports import WorkerSupervisor
 from skalds.domain.task import Task
@@ -106,7 +107,8 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
         self._cancel_grace_s = cancel_grace_s
         self._running: dict[str, _Running] = {}
         self._killers: set[asyncio.Task[None]] = set()
-        self._listener: Callable[[str], None] | None = None
+        self._changes = ChangeListener()
+        self._notify = self._changes.notify
 
     @property
     def classes(self) -> frozenset[str]:
@@ -202,16 +204,7 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
             del self._running[task_id]
 
     def on_change(self, listener: Callable[[str], None]) -> None:
-        self._listener = listener
-
-    def _notify(self, task_id: str) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            listener(task_id)
-        except Exception:  # the listener's failure is its own; the workers go on being supervised
-            log.exception("worker change listener failed for %s", task_id)
+        self._changes.set(listener)
 
     async def shutdown(self) -> None:
         for task_id in list(self._running):

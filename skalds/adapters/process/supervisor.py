@@ -22,6 +22,7 @@ from typing import Any
 
 from skalds.adapters.logs import LogSetup
 from skalds.adapters.process.child import NodeLifeline, WorkerSpec, run
+from skalds.adapters.worker_changes import ChangeListener
 from skalds.domain.heartbeat import Outcome
 from skalds.domain.ports import WorkerSupervisor
 from skalds.domain.task import Task
@@ -65,7 +66,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         if orphan_grace_s <= 0:
             raise ValueError(f"orphan_grace_s must be > 0, got {orphan_grace_s}")
         self._orphan_grace_s = orphan_grace_s
-        self._listener: Callable[[str], None] | None = None
+        self._changes = ChangeListener()
+        self._notify = self._changes.notify
         self._paths = dict(worker_paths)
         self._worker_logs = worker_logs
         self._node_id = node_id
@@ -182,16 +184,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             del self._children[task_id]
 
     def on_change(self, listener: Callable[[str], None]) -> None:
-        self._listener = listener
-
-    def _notify(self, task_id: str) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            listener(task_id)
-        except Exception:  # the listener's failure is its own; the workers go on being supervised
-            log.exception("worker change listener failed for %s", task_id)
+        self._changes.set(listener)
 
     async def shutdown(self) -> None:
         """Cancel every worker and wait until every process has exited (escalating as needed)."""

@@ -21,9 +21,18 @@ callers use it, and the bench prints it with ``table``.
 """
 
 from tests.integration.scenario.analysis import analyse
-from tests.integration.scenario.driver import Options, Scenario
+from tests.integration.scenario.driver import Options, Scenario, start_journaled_cluster
 from tests.integration.scenario.evidence import Evidence
 from tests.integration.scenario.load import WORKER, Load
 from tests.integration.scenario.record import Record
 
-__all__ = ["WORKER", "Evidence", "Load", "Options", "Record", "Scenario", "analyse"]
+__all__ = [
+    "WORKER",
+    "Evidence",
+    "Load",
+    "Options",
+    "Record",
+    "Scenario",
+    "analyse",
+    "start_journaled_cluster",
+]

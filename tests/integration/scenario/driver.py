@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 
+from bench.workers import JOURNAL_VARIABLE, NODE_VARIABLE
 from tests.integration.cluster import Cluster, Controller, SkaldsProcess, all_tasks, heartbeat_history
 from tests.integration.scenario.controls import Controls
 from tests.integration.scenario.feed import LiveFeed
 from tests.integration.scenario.journal import JournalTail
-from tests.integration.scenario.load import WORKER_CLASS, Load, plan_load
+from tests.integration.scenario.load import WORKER, WORKER_CLASS, Load, plan_load
 from tests.integration.scenario.processes import ProcessWatch
 from tests.integration.scenario.record import Record
 from tests.integration.scenario.statuses import TERMINAL, settled
@@ -27,6 +28,29 @@ TICK_S = 0.05
 CHECK_EVERY_S = 1.0  # how often the driver asks the cluster whether a process died
 CONFIRM_EVERY_S = 2.0  # at most this often it reads every task to confirm they are all terminal
 POLL_ANYWAY_S = 20.0  # and this often even when the live stream says otherwise (a lost frame)
+
+
+def start_journaled_cluster(
+    cluster: Cluster, node_ids: tuple[str, ...], capacity: int, journal: Path
+) -> tuple[Controller, dict[str, SkaldsProcess]]:
+    """A controller in dispatcher mode and one node per id running the journaling worker, each with
+    ``capacity`` slots, up and online."""
+    controller = cluster.controller()
+    nodes = {
+        node_id: cluster.node(
+            node_id,
+            worker=WORKER,
+            env={
+                "SKALDS_NODE__CAPACITY": str(capacity),
+                NODE_VARIABLE: node_id,
+                JOURNAL_VARIABLE: str(journal),
+            },
+        )
+        for node_id in node_ids
+    }
+    cluster.wait_ready(controller)
+    cluster.wait_online(controller, *node_ids)
+    return controller, nodes
 
 
 @dataclass(frozen=True, slots=True)
