@@ -227,6 +227,7 @@ class NodeRuntime:
             reported = await self._report(due, self._clock.now_ms())
         except BaseException:
             self._changed |= changed  # reported by the next try (or the next beat)
+            self._change_seen.set()
             raise
         if reported:
             await self._tell_monitor(reported)
