@@ -122,9 +122,11 @@ class Dispatcher:
         loads = dict(counted)
         reasons: dict[str, str] = {}
         assigned = lost = expired = offset = 0
+        first = True
         while True:
-            if offset:
+            if not first:
                 page = await self._queued(offset)
+            first = False
             if not page.items:
                 break
             fresh = [t for t in page.items if not _expired(t, now)]

@@ -304,3 +304,17 @@ async def test_upstream_set_status_maps_to_cancel_and_retry(system: System) -> N
 
 def test_settings_for_tests_are_valid() -> None:
     assert settings_for_tests().heartbeat.dead_after_ms == 15_000
+
+
+async def test_a_queue_longer_than_a_page_is_assigned_page_after_page() -> None:
+    system = await build_system(settings_for_tests(dispatch={"batch_size": 2}))
+    try:
+        await system.add_node("n1")
+        for i in range(5):
+            await system.services.tasks.create(TaskDraft(id=f"t{i}", class_name=CLASS))
+        report = await asyncio.wait_for(system.services.dispatcher.dispatch_once(), timeout=10)
+        assert report.assigned == 5
+        for i in range(5):
+            assert await status_of(system, f"t{i}") is S.ASSIGNING
+    finally:
+        await system.close()
