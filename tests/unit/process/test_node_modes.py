@@ -151,9 +151,10 @@ async def test_a_node_handing_back_its_tasks_lets_another_node_take_them(system:
 
 async def test_a_draining_node_lets_its_task_finish_and_takes_no_new_work(system: System) -> None:
     await system.add_process_node("n1", WORKERS)
-    task = await system.services.tasks.create(TaskDraft(class_name="Quick"))
+    # ~1.5 s of work: long enough to be seen Running whatever the machine's load, short enough to wait for
+    task = await system.services.tasks.create(TaskDraft(class_name="Steady", attachments={"steps": 150}))
     await drive(system, task.id, S.RUNNING)
-    await system.nodes["n1"].stop(drain=True, drain_timeout_s=10)
+    await system.nodes["n1"].stop(drain=True, drain_timeout_s=30)
     await drive(system, task.id, S.FINISHED)
     assert (await system.services.live_state.get_node("n1")).draining  # type: ignore[union-attr]
 
