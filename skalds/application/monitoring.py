@@ -192,10 +192,7 @@ class Monitor:
         attempt = task.attempt
         if held is not None and not from_current_run(task, held):
             held = None  # a late report of an earlier attempt
-        seen = memory.report
-        if held is not None and (
-            seen is None or seen[0] != attempt or held.received_at >= seen[1].received_at
-        ):
+        if held is not None and _newer(held, memory.report, attempt):
             report: HeartbeatReport | None = held  # a fresh report of the current run: no silence
             memory.report, memory.silence = (attempt, held), None
             verdict, unwitnessed = interpret(task, (held,), now, self._policy), False
@@ -275,8 +272,7 @@ class Monitor:
         if held is None or not from_current_run(task, held):
             return False
         memory = self._memory.get(task.id)
-        seen = None if memory is None else memory.report
-        return seen is None or seen[0] != task.attempt or held.received_at >= seen[1].received_at
+        return _newer(held, None if memory is None else memory.report, task.attempt)
 
     def _recall(
         self, task: Task, memory: TaskMemory, now: int, *, paused: bool
@@ -427,6 +423,11 @@ async def _listen(
                 heard.set()
     except Exception:
         log.exception("monitor stopped hearing worker changes; its full cycles still judge every task")
+
+
+def _newer(held: HeartbeatReport, seen: tuple[int, HeartbeatReport] | None, attempt: int) -> bool:
+    """Whether ``held``, a report of run ``attempt``, is no older than the last one judged (``seen``)."""
+    return seen is None or seen[0] != attempt or held.received_at >= seen[1].received_at
 
 
 def _silent_since(task: Task) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,19 +25,6 @@ SETTINGS_OF: dict[str, Callable[..., Settings]] = {
 def no_logging_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SKALDS_LOGGING__JSON", "SKALDS_LOGGING__JSON_FORMAT"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-        handler.close()
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def settings(*argv: str) -> Settings:
