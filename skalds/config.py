@@ -241,6 +241,7 @@ class ControllerSettings(_Section):
     api_key: SecretStr | None = None
     protect_reads: bool = False  # with an api_key: reads (and SSE, via ?apiKey=) need it too
     cors_origins: list[str] = Field(default_factory=list)  # exact origins; never "*" with credentials
+    max_batch_tasks: Annotated[int, Field(gt=0, le=10_000)] = 1_000  # POST /api/tasks/batch, per request
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -257,10 +258,20 @@ class ControllerSettings(_Section):
         return value
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class NodeSettings(_Section):
     id: Annotated[str, Field(min_length=1)] | None = None  # None: generate one at start-up
     mode: Annotated[NodeMode, _any_case(NodeMode)] = NodeMode.NODE
-    capacity: Annotated[int, Field(ge=0)] | None = None
+    # how many tasks at once: "cpus" (the CPUs this process may use, like Celery's default concurrency),
+    # a number, or "unlimited" (also 0 or null: only ever when set explicitly)
+    capacity: Annotated[int, Field(ge=0)] | Literal["cpus", "unlimited"] = "cpus"
     labels: dict[str, str] = Field(default_factory=dict)
     yaml_file: str | None = None
     worker_classes: list[str] = Field(default_factory=list)
@@ -269,6 +280,28 @@ class NodeSettings(_Section):
     cancel_grace_ms: Positive = 10_000  # cooperative cancel, then SIGTERM
     kill_grace_ms: Positive = 5_000  # after SIGTERM, then SIGKILL
     start_method: Literal["forkserver", "spawn"] = "forkserver"
+
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _capacity_from_text(cls, value: object) -> object:
+        if value is None:
+            return "unlimited"
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in ("cpus", "unlimited"):
+                return value
+            value = int(value) if value.isdigit() else value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise ValueError("must be a number of tasks (0: no limit), 'cpus' or 'unlimited'")
+
+    def slots(self) -> int | None:
+        """The node's capacity as a number of tasks; None means no limit."""
+        if self.capacity == "cpus":
+            return usable_cpus()
+        if self.capacity in ("unlimited", 0):
+            return None
+        return int(self.capacity)
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -382,6 +382,20 @@ class NodeRuntime:
             reason = f"node {self.node_id} cannot run {task.class_name}"
             await self._report_outcome(task.id, task.attempt, Outcome.FAILED, reason)
             return
+        capacity = self.identity.capacity
+        if capacity is not None and len(self._running()) >= capacity:
+            # the dispatcher counts slots from what is stored, so this takes two dispatchers or a stale
+            # view; never more workers than slots, whatever arrives: the task goes back to the queue
+            reason = f"node {self.node_id} has all {capacity} slots busy"
+            log.warning(
+                "node %s hands %s back: %s",
+                self.node_id,
+                task.id,
+                reason,
+                extra={"node": self.node_id, "task_id": task.id},
+            )
+            await self._report_outcome(task.id, task.attempt, Outcome.RELEASED, reason)
+            return
         self._lives[task.id] = (self._clock.now_ms(), False)
         await self._supervisor.start(task)
         self._remember_start(task.id, task.attempt)

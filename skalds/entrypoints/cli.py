@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from pydantic import ValidationError as PydanticValidationError
 
 import skalds
-from skalds.config import BackendSettings, ControllerMode, Settings, SettingsError, load_settings
+from skalds.config import (
+    BackendSettings,
+    ControllerMode,
+    NodeSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 from skalds.domain.nodes import NodeMode
 from skalds.entrypoints.client.commands import CLIENT_COMMANDS, add_client_commands
 from skalds.entrypoints.client.run import run_client
@@ -30,6 +37,34 @@ def _add_log_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_capacity(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--capacity",
+        metavar="N|cpus|unlimited",
+        help=f"tasks the node runs at once; 0 or 'unlimited' for no limit ({default})",
+    )
+
+
+def _with_node_options(settings: Settings, args: argparse.Namespace, **given: object) -> Settings:
+    """``--capacity`` / ``--labels`` over ``node.*``, validated like the settings file."""
+    for option in ("capacity", "labels"):
+        if getattr(args, option, None) is not None:
+            given[option] = getattr(args, option)
+    overrides = {key: value for key, value in given.items() if value is not None and value != ""}
+    if not overrides:
+        return settings
+    try:
+        node = NodeSettings.model_validate({**settings.node.model_dump(exclude_unset=True), **overrides})
+    except PydanticValidationError as error:
+        raise SettingsError(
+            [
+                f"--{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
+            ]
+        ) from None
+    return settings.model_copy(update={"node": node})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skalds", description="Dispatch long-running tasks to worker nodes and keep control of them."
@@ -44,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker", action="append", default=[], metavar="MODULE:CLASS", help="instead of the example workers"
     )
     up.add_argument("--no-examples", action="store_true", help="do not create the example tasks")
+    _add_capacity(up, "default: node.capacity, the CPU count (plus the example tasks' two slots)")
     _add_log_format(up)
     for port, choices in BACKEND_OPTIONS.items():
         up.add_argument(
@@ -61,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--yaml", metavar="FILE", help="edge / single_process task file (TaskWorkers: ...)")
     node.add_argument(
         "--worker", action="append", default=[], metavar="MODULE:CLASS", help="a worker class (repeatable)"
+    )
+    _add_capacity(node, "default: node.capacity, the CPU count")
+    node.add_argument(
+        "--labels",
+        metavar="KEY=VALUE,...",
+        help="labels tasks may require, e.g. zone=eu,gpu=yes (node.labels)",
     )
     _add_log_format(node)
     controller = commands.add_parser("controller", help="run the API (+ monitor, + dispatcher by mode)")
@@ -93,7 +135,7 @@ def _controller_settings(args: argparse.Namespace) -> Settings:
 
 
 def _up_settings(args: argparse.Namespace) -> Settings:
-    settings = _controller_settings(args)
+    settings = _with_node_options(_controller_settings(args), args)
     chosen = {port: getattr(args, port) for port in BACKEND_OPTIONS if getattr(args, port)}
     if chosen:
         backends = BackendSettings.model_validate({**settings.backends.model_dump(), **chosen})
@@ -103,16 +145,7 @@ def _up_settings(args: argparse.Namespace) -> Settings:
 
 def _node_settings(args: argparse.Namespace) -> Settings:
     settings = _with_log_format(load_settings(args.config), args)
-    overrides = {
-        key: value
-        for key, value in (
-            ("mode", args.mode and NodeMode(args.mode)),
-            ("id", args.id),
-            ("yaml_file", args.yaml),
-        )
-        if value
-    }
-    return settings.model_copy(update={"node": settings.node.model_copy(update=overrides)})
+    return _with_node_options(settings, args, mode=args.mode, id=args.id, yaml_file=args.yaml)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

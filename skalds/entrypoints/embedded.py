@@ -25,7 +25,7 @@ from skalds.bootstrap import (
     import_worker_class,
     tune_garbage_collector,
 )
-from skalds.config import ControllerMode, Settings, SettingsError, ShutdownPolicy
+from skalds.config import ControllerMode, Settings, SettingsError, ShutdownPolicy, usable_cpus
 from skalds.domain.errors import TaskAlreadyExistsError
 from skalds.entrypoints.api.app import create_app
 from skalds.entrypoints.controller import reach_backends
@@ -40,15 +40,19 @@ EXAMPLE_TASKS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 
-def embedded_settings(settings: Settings) -> Settings:
-    """Dispatcher mode; unless the settings say otherwise, a node id that says what it is and a node that
+def embedded_settings(settings: Settings, *, examples: bool = True) -> Settings:
+    """Dispatcher mode; unless the settings say otherwise, a node id that says what it is, a node that
     hands its tasks back on Ctrl-C (draining would keep a demo waiting ``drain_timeout_ms`` for workers
-    that never end; handed back, they run again at the next ``skalds up`` on a real repository)."""
+    that never end; handed back, they run again at the next ``skalds up`` on a real repository), and, with
+    the examples, a slot for each example task beside the CPU count, so they never keep a user's first
+    task waiting."""
     controller = settings.controller.model_copy(update={"mode": ControllerMode.DISPATCHER})
     chosen = settings.node.model_fields_set
     node_changes: dict[str, Any] = {"id": settings.node.id or "embedded-node"}
     if "on_shutdown" not in chosen:
         node_changes["on_shutdown"] = ShutdownPolicy.HAND_BACK
+    if "capacity" not in chosen and examples:
+        node_changes["capacity"] = usable_cpus() + len(EXAMPLE_TASKS)
     node = settings.node.model_copy(update=node_changes)
     return settings.model_copy(update={"controller": controller, "node": node})
 
@@ -90,7 +94,7 @@ def run_up(
     """The ``skalds up`` command."""
     configure_logging(settings, "skalds-up")
     tune_garbage_collector()
-    settings = embedded_settings(settings)
+    settings = embedded_settings(settings, examples=examples)
     try:
         app = build_embedded_app(settings, worker_paths=worker_paths, examples=examples)
     except SettingsError as error:  # a --worker path that does not load: one line, not a traceback

@@ -101,7 +101,7 @@ class Skald:
                 id=self.node_id,
                 mode=node_settings.mode,
                 supported_classes=frozenset(self._workers),
-                capacity=node_settings.capacity,
+                capacity=node_settings.slots(),
                 labels=node_settings.labels,
             ),
             {name: worker_path(cls) for name, cls in self._workers.items()},

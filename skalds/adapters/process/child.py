@@ -39,6 +39,7 @@ from skalds.worker.context import TaskCancelled, WorkerContext
 EXIT_CODES = {Outcome.FINISHED: 0, Outcome.FAILED: 1, Outcome.CANCELLED: 2}
 ORPHANED_EXIT_CODE = 3  # the node was gone, and the worker had not ended within the grace
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 FIRST_LOOK_S = 0.005  # after a pause or resume request, how soon the heartbeat first looks for the flip
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _name_process(name: bytes) -> None:
+    """Linux: the name ``ps`` and ``/proc/<pid>/comm`` show (15 bytes), so an operator can tell a worker
+    running a task (``skalds-worker``) from the idle warm spare (``skalds-spare``)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
+
+
 def _let_the_forkserver_go() -> None:
     """Close the forkserver's "alive" fd this child inherited: the server exits once every holder has
     closed it, so while a worker held it the server outlived its node, and so did the worker, since its
@@ -285,6 +293,7 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
     watch = _NodeWatch(lifeline)
     watch.start()
     if spec is None:
+        _name_process(b"skalds-spare")
         try:
             message = conn.recv()
         except (EOFError, OSError):
@@ -293,6 +302,7 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
             return  # ("exit",): the node is shutting down
         spec = message[1]
         assert isinstance(spec, WorkerSpec)
+    _name_process(b"skalds-worker")
     if spec.log is not None:  # upstream's LOG_SPLIT_WITH_WORKER_ID: one file per worker, not on the console
         configure(spec.log, spec.log_name or spec.task_id, console=False)
     releasing = threading.Event()

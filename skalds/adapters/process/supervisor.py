@@ -30,6 +30,8 @@ from skalds.domain.workers import WorkerState
 
 log = logging.getLogger(__name__)
 
+_START_ERRORS = (OSError, EOFError)  # what a process start raises when the forkserver is gone
+
 
 @dataclass(slots=True)
 class _Child:
@@ -110,15 +112,21 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             log=self._worker_logs,
             log_name=f"{self._node_id}_{task.id}" if self._node_id else task.id,  # upstream's file name
         )
-        if self._spare is None and self._spare_starting is not None and not self._spare_starting.done():
-            await asyncio.gather(self._spare_starting, return_exceptions=True)  # half-way there already
-        spare, self._spare = self._spare, None
-        if spare is not None and spare[0].is_alive():
-            process, parent_conn = spare
-            parent_conn.send(("spec", spec))
-        else:
-            process, parent_conn = await self._launch(spec)
-        self._keep_a_spare()
+        try:
+            process, parent_conn = await self._process_for(spec)
+        except _START_ERRORS as error:  # the forkserver failed twice: this task fails, the node goes on
+            log.error(
+                "node %s could not start a worker for task %s: %r",
+                self._node_id,
+                task.id,
+                error,
+                extra={"node": self._node_id, "task_id": task.id},
+            )
+            self._children[task.id] = _ended_child(task, f"its worker process could not start: {error!r}")
+            asyncio.get_running_loop().call_soon(self._notify, task.id)
+            return
+        finally:
+            self._keep_a_spare()
         child = _Child(
             process=process, conn=parent_conn, state=WorkerState(task_id=task.id, attempt=task.attempt)
         )
@@ -127,6 +135,30 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         # bound to the child itself, not its id: a forgotten child must still be reaped and unregistered
         loop.add_reader(parent_conn.fileno(), self._read, child)
         loop.add_reader(process.sentinel, self._exited, child)
+
+    async def _process_for(self, spec: WorkerSpec) -> tuple[Any, Connection]:
+        """The warm spare given ``spec``, else a new process. A start that fails (the forkserver died:
+        killed, or out of memory) is tried once more, which starts a new forkserver."""
+        if self._spare is None and self._spare_starting is not None and not self._spare_starting.done():
+            await asyncio.gather(self._spare_starting, return_exceptions=True)  # half-way there already
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0].is_alive():
+            try:
+                spare[1].send(("spec", spec))
+                return spare
+            except (OSError, ValueError):  # it died just now: a new process instead
+                spare[1].close()
+        try:
+            return await self._launch(spec)
+        except _START_ERRORS as error:
+            log.warning(
+                "node %s: starting a worker for task %s failed (%r); starting the forkserver again",
+                self._node_id,
+                spec.task_id,
+                error,
+                extra={"node": self._node_id, "task_id": spec.task_id},
+            )
+            return await self._launch(spec)  # multiprocessing starts a dead forkserver anew
 
     async def _launch(self, spec: WorkerSpec | None) -> tuple[Any, Connection]:
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
@@ -144,7 +176,10 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             return
 
         async def make() -> None:
-            self._spare = await self._launch(None)
+            try:
+                self._spare = await self._launch(None)
+            except _START_ERRORS as error:  # the next start launches its own process (and forkserver)
+                log.warning("node %s could not start a spare worker process: %r", self._node_id, error)
 
         self._spare_starting = asyncio.create_task(make(), name="skalds-worker-spare")
 

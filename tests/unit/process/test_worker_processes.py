@@ -328,3 +328,21 @@ def test_a_killed_node_leaves_no_process_behind(start_method: str, tmp_path: Pat
         node.wait()
         for pid in still_running(below):  # leave no orphan behind even when the test fails
             os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_dead_forkserver_is_started_again_and_the_next_task_runs(system: Built) -> None:
+    from multiprocessing import forkserver
+
+    sys_, supervisor = system
+    first = await sys_.services.tasks.create(TaskDraft(class_name="Quick"))
+    await until(sys_, first.id, S.FINISHED)
+    server_pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert server_pid is not None
+    os.kill(server_pid, signal.SIGKILL)
+    spare = supervisor._spare  # the warm spare would hide the dead server: the next start must launch
+    if spare is not None:
+        spare[0].kill()
+        spare[0].join(5)
+    second = await sys_.services.tasks.create(TaskDraft(class_name="Quick"))
+    await until(sys_, second.id, S.FINISHED)
+    assert forkserver._forkserver._forkserver_pid not in (None, server_pid)  # type: ignore[attr-defined]
