@@ -7,17 +7,17 @@ can re-send a command that got lost.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from skalds.application.changes import change_task
-from skalds.application.operator_log import log_task_change
+from skalds.application.drafts import batch_item, check_unique_ids, checked_attachments, checked_id
+from skalds.application.operator_log import log_task_change, log_task_changes
 from skalds.domain import lifecycle
 from skalds.domain.commands import CancelTask, NodeCommand, PauseTask, ResumeTask, UpdateTaskAttachments
-from skalds.domain.errors import ConflictError, ValidationError
+from skalds.domain.errors import ConflictError, TaskAlreadyExistsError, ValidationError
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.ports import (
     Clock,
@@ -29,9 +29,6 @@ from skalds.domain.ports import (
     WorkerCatalog,
 )
 from skalds.domain.task import DEFAULT_MAX_ATTEMPTS, Task, TaskMode, TaskStatus, new_task
-
-MAX_ID_LENGTH = 200
-MAX_ATTACHMENTS_BYTES = 1_048_576
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +70,43 @@ class TaskService:
 
     async def create(self, draft: TaskDraft) -> Task:
         """Store a new Passive task (the dispatcher then assigns it); its id is generated when not given."""
-        task_id = self._ids.new_id() if draft.id is None else _checked_id(draft.id)
+        task = self._new_task(draft, self._clock.now_ms())
+        await self._repository.insert(task)
+        await self._announce_created([task])
+        return task
+
+    async def create_many(self, drafts: Sequence[TaskDraft]) -> list[Task]:
+        """``create`` for many drafts, all or none, in order: every draft is checked as ``create`` checks it,
+        and ids must differ and be free, before anything is stored; a ValidationError names the first bad
+        item as ``tasks[i].<field>``. Then one insert and one batch of TaskCreated events.
+
+        TaskAlreadyExistsError means a concurrent writer took an id during the insert; on MongoDB the tasks
+        before it were stored then, and are announced like the others (a ValidationError of data the
+        server refused mid-insert likewise)."""
+        if not drafts:
+            raise ValidationError("tasks", "must list at least one task")
+        now = self._clock.now_ms()
+        tasks = []
+        for index, draft in enumerate(drafts):
+            with batch_item(index):
+                tasks.append(self._new_task(draft, now))
+        check_unique_ids(tasks)
+        await self._check_free(tasks, [d.id for d in drafts])
+        try:
+            await self._repository.insert_many(tasks)
+        except (TaskAlreadyExistsError, ValidationError):
+            await self._announce_landed(tasks)
+            raise
+        await self._announce_created(tasks)
+        return tasks
+
+    def _new_task(self, draft: TaskDraft, now: int) -> Task:
+        task_id = self._ids.new_id() if draft.id is None else checked_id(draft.id)
         attachments = self._validated(draft.class_name, draft.attachments)
-        task = new_task(
+        return new_task(
             task_id=task_id,
             class_name=draft.class_name,
-            now=self._clock.now_ms(),
+            now=now,
             source=draft.source,
             name=draft.name,
             description=draft.description,
@@ -90,11 +118,26 @@ class TaskService:
             required_labels=draft.required_labels,
             max_attempts=draft.max_attempts or self._default_max_attempts,
         )
-        await self._repository.insert(task)
-        event = lifecycle.created(task)
-        log_task_change(log, task, event, by="api")
-        await self._publisher.publish(event)
-        return task
+
+    async def _announce_created(self, tasks: Sequence[Task]) -> None:
+        events = [lifecycle.created(task) for task in tasks]
+        log_task_changes(log, zip(tasks, events, strict=True), by="api")
+        await self._publisher.publish_many(events)
+
+    async def _check_free(self, tasks: Sequence[Task], given: Sequence[str | None]) -> None:
+        """Ids the client gave must not be stored yet (generated ones are fresh): one read for the batch."""
+        stored = await self._repository.get_many([task_id for task_id in given if task_id is not None])
+        for index, task in enumerate(tasks):
+            if task.id in stored:
+                raise ValidationError(f"tasks[{index}].id", f"task {task.id!r} already exists")
+
+    async def _announce_landed(self, tasks: Sequence[Task]) -> None:
+        """After an insert failed part-way: announce what it stored (exactly our task) before the error."""
+        stored = await self._repository.get_many([task.id for task in tasks])
+        landed = [task for task in tasks if stored.get(task.id) == task]
+        if landed:
+            log.warning("batch create failed part-way: %d of %d tasks were stored", len(landed), len(tasks))
+            await self._announce_created(landed)
 
     async def get(self, task_id: str) -> Task:
         return await self._repository.get(task_id)
@@ -200,27 +243,4 @@ class TaskService:
         await self._publisher.publish(command)
 
     def _validated(self, class_name: str, attachments: Mapping[str, Any]) -> Mapping[str, Any]:
-        if not isinstance(attachments, Mapping):
-            raise ValidationError("attachments", f"must be a JSON object, got {type(attachments).__name__}")
-        try:
-            size = len(json.dumps(attachments, separators=(",", ":"), allow_nan=False))
-        except (TypeError, ValueError) as error:
-            raise ValidationError("attachments", f"must be JSON-serialisable: {error}") from error
-        if size > MAX_ATTACHMENTS_BYTES:
-            raise ValidationError("attachments", f"must be at most {MAX_ATTACHMENTS_BYTES} bytes, got {size}")
-        known = self._catalog.class_names()
-        if not known:
-            return attachments
-        if class_name not in known:
-            raise ValidationError(
-                "className", f"unknown worker class {class_name!r}; known: {', '.join(sorted(known))}"
-            )
-        return self._catalog.validate_attachments(class_name, attachments)
-
-
-def _checked_id(task_id: str) -> str:
-    if not task_id or len(task_id) > MAX_ID_LENGTH:
-        raise ValidationError("id", f"must be 1 to {MAX_ID_LENGTH} characters, got {len(task_id)}")
-    if any(ch.isspace() or ch == "/" for ch in task_id) or not task_id.isprintable():
-        raise ValidationError("id", f"must not contain whitespace, '/' or control characters: {task_id!r}")
-    return task_id
+        return checked_attachments(self._catalog, class_name, attachments)

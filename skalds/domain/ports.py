@@ -81,6 +81,13 @@ class TaskRepository(Protocol):
         """Store a new task, or TaskAlreadyExistsError when the id is taken."""
         ...
 
+    async def insert_many(self, tasks: Sequence[Task]) -> None:
+        """Store new tasks in one write, in order. An id already taken before the call (or twice in
+        ``tasks``) raises TaskAlreadyExistsError naming it and stores none of them. Only a writer taking an
+        id during the call may leave the tasks before it stored (MongoDB's ordered insert); the error still
+        names that id."""
+        ...
+
     async def update(self, task: Task, expected_version: int) -> None: ...
 
     async def update_many(self, updates: Sequence[tuple[Task, int]]) -> Sequence[str]:

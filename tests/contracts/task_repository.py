@@ -298,3 +298,32 @@ class TaskRepositoryContract:
         assert (counts[TaskStatus.CREATED], counts[TaskStatus.ASSIGNING]) == (0, 1)
         assert ids(await repo.list(TaskQuery(statuses=frozenset({TaskStatus.CREATED})))) == []
         assert dict(await repo.count_by_executor(LIVE)) == {"n1": 1}
+
+    async def test_insert_many_stores_every_task_in_order_in_one_call(self, repo: TaskRepository) -> None:
+        tasks = [
+            a_task(f"t{i}", now=1_000 + i, class_name="Crawler" if i == 2 else "Video") for i in range(5)
+        ]
+        await repo.insert_many(tasks)
+        assert dict(await repo.get_many([task.id for task in tasks])) == {task.id: task for task in tasks}
+        assert ids(await repo.list(TaskQuery())) == ["t4", "t3", "t2", "t1", "t0"]
+        assert list(await repo.class_names()) == ["Crawler", "Video"]
+        assert (await repo.count_by_status())[TaskStatus.CREATED] == 5
+        await repo.insert_many([])
+        assert (await repo.list(TaskQuery())).total == 5
+
+    async def test_insert_many_with_a_taken_id_names_it_and_stores_none(self, repo: TaskRepository) -> None:
+        await repo.insert(a_task("taken"))
+        batch = [a_task("new-1"), a_task("taken", class_name="Other"), a_task("new-2")]
+        with pytest.raises(TaskAlreadyExistsError) as taken:
+            await repo.insert_many(batch)
+        assert taken.value.task_id == "taken"
+        assert sorted(await repo.get_many(["new-1", "new-2", "taken"])) == ["taken"]
+        assert (await repo.get("taken")).class_name == "Video"
+        assert list(await repo.class_names()) == ["Video"]
+
+    async def test_insert_many_with_an_id_twice_names_it_and_stores_none(self, repo: TaskRepository) -> None:
+        with pytest.raises(TaskAlreadyExistsError) as twice:
+            await repo.insert_many([a_task("a"), a_task("b"), a_task("a", class_name="Other")])
+        assert twice.value.task_id == "a"
+        assert dict(await repo.get_many(["a", "b"])) == {}
+        assert (await repo.list(TaskQuery())).total == 0

@@ -24,7 +24,7 @@ from skalds.adapters.mongo.repository import (
     mongo_task_repository,
 )
 from skalds.domain import lifecycle
-from skalds.domain.errors import ConflictError, TaskNotFoundError, ValidationError
+from skalds.domain.errors import ConflictError, TaskAlreadyExistsError, TaskNotFoundError, ValidationError
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.ports import TaskQuery
 from skalds.domain.task import TaskMode, TaskStatus
@@ -289,3 +289,37 @@ async def test_conditional_writers_racing_on_one_task_win_exactly_once_per_versi
 
     await asyncio.gather(*(writer(f"w{i}") for i in range(10)))
     assert (await repository.get("hot")).version == 1 + wins
+
+
+async def test_insert_many_writes_a_thousand_tasks_in_one_call(repository: MongoTaskRepository) -> None:
+    tasks = [a_task(f"t{i:04d}", now=i, attachments={"n": i}) for i in range(1_000)]
+    await repository.insert_many(tasks)
+    page = await repository.list(TaskQuery(limit=None))
+    assert page.total == 1_000
+    assert await repository.get("t0999") == tasks[-1]
+
+
+async def test_insert_many_racing_an_upstream_document_keeps_the_tasks_before_it(
+    repository: MongoTaskRepository, client: MongoClient, unique: str
+) -> None:
+    """An id held by an upstream document (ObjectId ``_id``) is seen by the read first on MongoDB (nothing
+    stored); FerretDB's read asks ``_id`` only, so the unique ``id`` index stops the ordered insert there,
+    as a writer racing the read would: the tasks before it are stored, and the error names the id."""
+    await client[unique]["tasks"].insert_one(upstream_document("old"))
+    ferretdb = (await client.admin.command("buildInfo")).get("ferretdbVersion") is not None
+    with pytest.raises(TaskAlreadyExistsError) as taken:
+        await repository.insert_many([a_task("before"), a_task("old"), a_task("after")])
+    assert taken.value.task_id == "old"
+    stored = await repository.get_many(["before", "old", "after"])
+    assert sorted(stored) == (["before", "old"] if ferretdb else ["old"])
+    assert stored["old"].class_name == "MySimpleWorker"
+
+
+async def test_insert_many_with_data_the_server_refuses_is_a_validation_error_naming_the_task(
+    repository: MongoTaskRepository,
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        await repository.insert_many([a_task("good"), a_task("bad", attachments={"a.b": 1})])
+    assert refused.value.field == "attachments"
+    assert "'bad'" in refused.value.reason or "a.b" in refused.value.reason
+    assert "bad" not in await repository.get_many(["bad"])

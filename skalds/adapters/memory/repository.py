@@ -75,6 +75,16 @@ class InMemoryTaskRepository(TaskRepository):
             raise TaskAlreadyExistsError(task.id)
         self._store(task)
 
+    async def insert_many(self, tasks: Sequence[Task]) -> None:
+        """All or nothing: every id is checked before the first is stored (no await in between)."""
+        seen: set[str] = set()
+        for task in tasks:
+            if task.id in self._tasks or task.id in seen:
+                raise TaskAlreadyExistsError(task.id)
+            seen.add(task.id)
+        for task in tasks:
+            self._store(task)
+
     async def update(self, task: Task, expected_version: int) -> None:
         self._check(task.id, expected_version)
         self._store(task)

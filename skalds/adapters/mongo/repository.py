@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 from bson.errors import BSONError
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from skalds.adapters.mongo.claims import CLAIM_GROUP, Change, ClaimedWrites, one_or_in
 from skalds.adapters.mongo.conditional import ConditionalWrites
@@ -28,6 +28,7 @@ from skalds.adapters.mongo.documents import task_from_document, task_to_document
 from skalds.domain.errors import (
     BackendUnavailableError,
     ConflictError,
+    SkaldsError,
     TaskAlreadyExistsError,
     TaskNotFoundError,
     ValidationError,
@@ -41,6 +42,7 @@ _A = TypeVar("_A")
 _B = TypeVar("_B")
 
 REFUSED_DATA_CODES = frozenset({2, 14, 52, 55, 56, 57})  # BadValue, TypeMismatch, bad field names
+DUPLICATE_KEY = 11000
 
 Document = dict[str, Any]
 MongoClient = AsyncMongoClient[Document]
@@ -247,6 +249,42 @@ class MongoTaskRepository(TaskRepository):
             except DuplicateKeyError:
                 raise TaskAlreadyExistsError(task.id) from None
 
+    async def insert_many(self, tasks: Sequence[Task]) -> None:
+        """One read for the ids already taken (so a taken id stores nothing), then one ordered insert.
+
+        The read asks ``id`` on MongoDB (its unique index also covers upstream's ObjectId documents) and
+        ``_id`` on FerretDB 1.x, which scans the collection for anything else. A writer taking an id after
+        the read stops the insert at it: the tasks before it stay stored, and the error names the id."""
+        ids = [task.id for task in tasks]
+        if not ids:
+            return
+        if (twice := _first_repeated(ids)) is not None:
+            raise TaskAlreadyExistsError(twice)
+        docs = [{"_id": task.id, **task_to_document(task)} for task in tasks]
+        with self._errors():
+            key = "id" if await self._ferretdb_version() is None else "_id"
+            taken = {
+                doc[key] for doc in await self._tasks.find({key: one_or_in(ids)}, {key: 1}).to_list(None)
+            }
+            if taken:
+                raise TaskAlreadyExistsError(next(task_id for task_id in ids if task_id in taken))
+            try:
+                await self._tasks.insert_many(docs, ordered=True)
+            except BulkWriteError as error:
+                raise self._refusal(error, ids) from None
+
+    def _refusal(self, error: BulkWriteError, ids: Sequence[str]) -> SkaldsError:
+        """The first write error of an ordered insert (where it stopped) as ours."""
+        first = (error.details.get("writeErrors") or [{}])[0]
+        code, message = first.get("code"), str(first.get("errmsg", error))
+        index = first.get("index")
+        task_id = ids[index] if isinstance(index, int) and 0 <= index < len(ids) else None
+        if code == DUPLICATE_KEY and task_id is not None:
+            return TaskAlreadyExistsError(task_id)
+        if code in REFUSED_DATA_CODES or "nested arrays" in message:
+            return ValidationError("attachments", f"the server refused task {task_id!r}: {message[:300]}")
+        return BackendUnavailableError("mongo", f"{self._where}: {_brief(error)}")
+
     async def update(self, task: Task, expected_version: int) -> None:
         await self._change_one(Change(task.id, expected_version, task_to_document(task)))
 
@@ -355,6 +393,15 @@ def _filter(query: TaskQuery) -> Document:
     if query.modes is not None:
         where["mode"] = one_or_in(query.modes)
     return where
+
+
+def _first_repeated(ids: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    for task_id in ids:
+        if task_id in seen:
+            return task_id
+        seen.add(task_id)
+    return None
 
 
 def _decoded(docs: list[Document]) -> list[Task]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from skalds.application.queries import NodeView, Summary
+from skalds.application.tasks import TaskDraft
 from skalds.domain.alerts import Alert
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import NodeHealth, NodeMode
@@ -35,6 +36,22 @@ class CreateTaskRequest(_Request):
     dependencies: list[str] = Field(default_factory=list)
     required_labels: dict[str, str] = Field(default_factory=dict)
     max_attempts: int | None = Field(default=None, ge=1)
+
+    def draft(self) -> TaskDraft:
+        """What the task service takes, for a single create and for each item of a batch alike."""
+        return TaskDraft(
+            class_name=self.class_name,
+            id=self.id,
+            source=self.source,
+            name=self.name,
+            description=self.description,
+            priority=self.priority,
+            attachments=self.attachments,
+            deadline_date_time=self.deadline_date_time,
+            dependencies=tuple(self.dependencies),
+            required_labels=self.required_labels,
+            max_attempts=self.max_attempts,
+        )
 
 
 class UpdateStatusRequest(_Request):

@@ -7,11 +7,18 @@ from typing import Annotated, Any
 from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from skalds.application.tasks import TaskDraft
 from skalds.bootstrap import Services
 from skalds.domain.errors import ValidationError
 from skalds.domain.ports import TaskQuery
 from skalds.domain.task import LIVE, Task, TaskStatus
+from skalds.entrypoints.api.batch import (
+    BATCH_DESCRIPTION,
+    MAX_BATCH_BODY_BYTES,
+    BatchBody,
+    BatchCreatedResponse,
+    batch_created,
+    batch_drafts,
+)
 from skalds.entrypoints.api.injection import Injected
 from skalds.entrypoints.api.schemas import (
     CreateTaskRequest,
@@ -72,23 +79,20 @@ class TaskController(Controller):
 
     @post(["/", ""], status_code=201)
     async def create_task(self, services: Injected, data: JSONBody[dict[str, Any]]) -> TaskResponse:
-        request = CreateTaskRequest.model_validate(data)
-        task = await services.tasks.create(
-            TaskDraft(
-                class_name=request.class_name,
-                id=request.id,
-                source=request.source,
-                name=request.name,
-                description=request.description,
-                priority=request.priority,
-                attachments=request.attachments,
-                deadline_date_time=request.deadline_date_time,
-                dependencies=tuple(request.dependencies),
-                required_labels=request.required_labels,
-                max_attempts=request.max_attempts,
-            )
-        )
+        task = await services.tasks.create(CreateTaskRequest.model_validate(data).draft())
         return task_response(task)
+
+    @post(
+        "/batch",
+        status_code=201,
+        request_max_body_size=MAX_BATCH_BODY_BYTES,
+        summary="Create many tasks, all or none",
+        description=BATCH_DESCRIPTION,
+    )
+    async def create_tasks(self, services: Injected, data: BatchBody) -> BatchCreatedResponse:
+        """The request, the answer and every refusal are ``BATCH_DESCRIPTION`` (OpenAPI shows it)."""
+        drafts = batch_drafts(data, services.settings.controller.max_batch_tasks)
+        return batch_created(await services.tasks.create_many(drafts))
 
     @get("/classnames")
     async def class_names(self, services: Injected) -> list[str]:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from skalds.domain.task import TaskStatus
+from skalds.entrypoints.client.create_file import DEFAULT_BATCH_SIZE
 
 CLIENT_COMMANDS = frozenset({"task", "nodes"})
 STEERING = {
@@ -42,6 +43,16 @@ def key_value(text: str) -> tuple[str, Any]:
         return key.strip(), json.loads(raw)
     except ValueError:
         return key.strip(), raw
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return value
 
 
 def task_status(text: str) -> str:
@@ -88,8 +99,20 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     verbs = task.add_subparsers(dest="task_command", metavar="COMMAND", required=True)
 
-    create = verbs.add_parser("create", parents=[common], help="create a task")
-    create.add_argument("--class", dest="class_name", required=True, metavar="NAME", help="worker class")
+    create = verbs.add_parser("create", parents=[common], help="create a task, or a file of tasks")
+    what = create.add_mutually_exclusive_group(required=True)
+    what.add_argument("--class", dest="class_name", metavar="NAME", help="worker class of the one task")
+    what.add_argument(
+        "--file",
+        metavar="FILE",
+        help="JSON Lines ('-' for stdin): one POST /api/tasks body per line, camelCase; sent in batches",
+    )
+    create.add_argument(
+        "--batch-size",
+        type=positive,
+        metavar="N",
+        help=f"with --file: tasks per request (default {DEFAULT_BATCH_SIZE}, the API's default limit)",
+    )
     create.add_argument("--id", help="task id (default: generated)")
     create.add_argument("--name", help="a name for people")
     create.add_argument("--priority", type=int, help="higher runs first (default 0)")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from skalds.entrypoints.client.commands import STEERING
+from skalds.entrypoints.client.create_file import DEFAULT_BATCH_SIZE, FileError, create_from_file
 from skalds.entrypoints.client.http import ApiClient, ApiError, ApiUnreachableError
 from skalds.entrypoints.client.render import nodes_table, task_details, tasks_table
 from skalds.entrypoints.client.watch import JsonView, PeopleView, View, watch
@@ -59,6 +60,10 @@ def _attachments(args: argparse.Namespace, base: dict[str, Any] | None = None) -
 
 
 def _create(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    if args.file is not None:
+        return _create_from_file(client, args, out)
+    if args.batch_size is not None:
+        raise UsageError("--batch-size goes with --file")
     given = {
         "className": args.class_name,
         "id": args.id,
@@ -72,6 +77,30 @@ def _create(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
         _print_json(out, task)
     else:
         out.write(f"created task {task['id']} ({task['className']}, {task['lifecycleStatus']})\n")
+    return 0
+
+
+def _create_from_file(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    single = {
+        "--id": args.id,
+        "--name": args.name,
+        "--priority": args.priority,
+        "--max-attempts": args.max_attempts,
+        "--attachments": args.attachments,
+        "--set": args.set_values or None,
+    }
+    if given := [option for option, value in single.items() if value is not None]:
+        raise UsageError(f"{', '.join(given)}: with --file, each line gives its own fields")
+    try:
+        ids = create_from_file(client, args.file, args.batch_size or DEFAULT_BATCH_SIZE, sys.stderr)
+    except FileError as error:
+        for problem in error.problems:
+            print(f"skalds task create: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        _print_json(out, {"ids": ids})
+    else:
+        out.write(f"created {_count(len(ids), 'task')} from {'stdin' if args.file == '-' else args.file}\n")
     return 0
 
 

@@ -1,0 +1,69 @@
+"""What makes a client's new task (or new attachments) acceptable, checked before anything is stored.
+
+Shared by single and batch creation, so both refuse the same things with the same words; a batch item's
+refusal names the item (``tasks[3].className``), so one answer points at the line to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from skalds.domain.errors import ValidationError
+from skalds.domain.ports import WorkerCatalog
+from skalds.domain.task import Task
+
+MAX_ID_LENGTH = 200
+MAX_ATTACHMENTS_BYTES = 1_048_576
+
+
+def checked_id(task_id: str) -> str:
+    if not task_id or len(task_id) > MAX_ID_LENGTH:
+        raise ValidationError("id", f"must be 1 to {MAX_ID_LENGTH} characters, got {len(task_id)}")
+    if any(ch.isspace() or ch == "/" for ch in task_id) or not task_id.isprintable():
+        raise ValidationError("id", f"must not contain whitespace, '/' or control characters: {task_id!r}")
+    return task_id
+
+
+def checked_attachments(
+    catalog: WorkerCatalog, class_name: str, attachments: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The attachments as the class's model accepts them; a catalog that knows no class cannot judge."""
+    if not isinstance(attachments, Mapping):
+        raise ValidationError("attachments", f"must be a JSON object, got {type(attachments).__name__}")
+    try:
+        size = len(json.dumps(attachments, separators=(",", ":"), allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise ValidationError("attachments", f"must be JSON-serialisable: {error}") from error
+    if size > MAX_ATTACHMENTS_BYTES:
+        raise ValidationError("attachments", f"must be at most {MAX_ATTACHMENTS_BYTES} bytes, got {size}")
+    known = catalog.class_names()
+    if not known:
+        return attachments
+    if class_name not in known:
+        raise ValidationError(
+            "className", f"unknown worker class {class_name!r}; known: {', '.join(sorted(known))}"
+        )
+    return catalog.validate_attachments(class_name, attachments)
+
+
+@contextmanager
+def batch_item(index: int) -> Iterator[None]:
+    """A ValidationError raised inside names the batch item: ``className`` becomes ``tasks[3].className``."""
+    try:
+        yield
+    except ValidationError as error:
+        raise ValidationError(f"tasks[{index}].{error.field}", error.reason) from None
+
+
+def check_unique_ids(tasks: Sequence[Task]) -> None:
+    """Two items of one batch with the same id: the later one is named, and the earlier one in the reason."""
+    first: dict[str, int] = {}
+    for index, task in enumerate(tasks):
+        earlier = first.setdefault(task.id, index)
+        if earlier != index:
+            raise ValidationError(
+                f"tasks[{index}].id", f"{task.id!r} is already the id of tasks[{earlier}]; ids must differ"
+            )
