@@ -12,12 +12,14 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from skalds.application.batch_writes import Change, write_changes
 from skalds.application.histogram import Histogram
+from skalds.application.live_tasks import TaskView
 from skalds.domain import events as ev
 from skalds.domain import lifecycle
 from skalds.domain.commands import AssignTask
@@ -37,8 +39,8 @@ from skalds.domain.ports import (
     EventPublisher,
     EventSubscriber,
     LiveStateStore,
+    Subscription,
     TaskOrder,
-    TaskPage,
     TaskQuery,
     TaskRepository,
 )
@@ -58,6 +60,17 @@ WAKING_EVENTS = (
 )
 """Events after which a queued task may have become assignable."""
 
+QUEUE = TaskQuery(
+    statuses=frozenset({TaskStatus.CREATED}),
+    modes=frozenset({TaskMode.PASSIVE}),
+    limit=None,
+    order=TaskOrder.ANY,
+)
+BUSY = TaskQuery(statuses=LIVE, limit=None, order=TaskOrder.ANY)
+RETRYING = TaskQuery(
+    statuses=frozenset({TaskStatus.FAILED}), retry_due_by=2**62, limit=None, order=TaskOrder.ANY
+)
+"""The dispatcher's views: what it may assign, what holds a slot, and what may become due for a retry."""
 RETRY_CHECK_S = 1.0  # due automatic retries are looked for this often at most (backoffs are seconds long)
 
 
@@ -93,6 +106,7 @@ class Dispatcher:
         rng: random.Random,
         thresholds: ResourceThresholds | None = None,
         batch_size: int = 1_000,
+        resync_every_ms: int = 60_000,
     ) -> None:
         self._repository = repository
         self._live = live
@@ -103,6 +117,8 @@ class Dispatcher:
         self._rng = rng
         self._thresholds = thresholds or ResourceThresholds()
         self._batch_size = batch_size
+        self._resync_every_ms = resync_every_ms
+        self._queue, self._busy, self._retrying = self._views(fed=False)
         self._cursor: str | None = None
         self._pending_reasons: Mapping[str, str] = MappingProxyType({})
         self.counters = DispatcherCounters()
@@ -112,61 +128,54 @@ class Dispatcher:
         return self._pending_reasons.get(task_id)
 
     async def dispatch_once(self) -> DispatchReport:
-        """Assign every queued task that fits, page by page in dispatch order."""
+        """Assign every queued task that fits. The queue and the slot loads come from views kept current
+        by the task events, so a cycle reads only what changed, not the backlog; when every node is full
+        the backlog is not even planned, beyond saying why newly queued tasks wait."""
         now = self._clock.now_ms()
-        # the first page, the nodes and their loads in one round trip's time, not three
-        first_page = self._queued(0)
-        nodes, counted, page = await asyncio.gather(
-            self._live.list_nodes(), self._repository.count_by_executor(LIVE), first_page
+        nodes, queued, busy = await asyncio.gather(
+            self._live.list_nodes(), self._queue.tasks(), self._busy.tasks()
         )
-        loads = dict(counted)
-        reasons: dict[str, str] = {}
-        assigned = lost = expired = offset = 0
-        first = True
-        while True:
-            if not first:
-                page = await self._queued(offset)
-            first = False
-            if not page.items:
-                break
-            fresh = [t for t in page.items if not _expired(t, now)]
-            expired += await self._expire([t for t in page.items if _expired(t, now)], now)
-            plan = assign_batch(
-                fresh,
-                nodes,
-                strategy=self.strategy,
-                now=now,
-                policy=self._policy,
-                rng=self._rng,
-                cursor=self._cursor,
-                loads=loads,
-                thresholds=self._thresholds,
-            )
-            self._cursor = plan.cursor
-            reasons.update(plan.pending)
-            won = await self._claim(page.items, plan.assignments, now)
-            for assignment in plan.assignments:
-                if assignment.task_id in won:
-                    loads[assignment.node_id] = loads.get(assignment.node_id, 0) + 1
-            assigned += len(won)
-            lost += len(plan.assignments) - len(won)
-            # assigned and expired tasks left the queue, so they no longer take up offsets
-            offset += len(fresh) - len(plan.assignments)
-            if len(page.items) < self._batch_size or not self._has_free_slot(nodes, loads, now):
-                break
+        loads = Counter(task.executor for task in busy if task.executor)
+        late = [task for task in queued if _expired(task, now)]
+        expired = await self._expire(late, now) if late else 0
+        fresh = [task for task in queued if not _expired(task, now)]
+        known = self._pending_reasons
+        free = self._has_free_slot(nodes, loads, now)
+        plan = assign_batch(
+            fresh if free else [task for task in fresh if task.id not in known],
+            nodes,
+            strategy=self.strategy,
+            now=now,
+            policy=self._policy,
+            rng=self._rng,
+            cursor=self._cursor,
+            loads=loads,
+            thresholds=self._thresholds,
+        )
+        self._cursor = plan.cursor
+        won: set[str] = set()
+        for first in range(0, len(plan.assignments), self._batch_size):  # one write per batch_size
+            won |= await self._claim(fresh, plan.assignments[first : first + self._batch_size], now)
+        reasons = {} if free else {task.id: known[task.id] for task in fresh if task.id in known}
+        reasons.update(plan.pending)
         self._pending_reasons = MappingProxyType(reasons)
+        lost = len(plan.assignments) - len(won)
         self.counters.cycles += 1
-        self.counters.assigned += assigned
+        self.counters.assigned += len(won)
         self.counters.lost += lost
         self.counters.expired += expired
-        return DispatchReport(assigned=assigned, lost=lost, pending=len(reasons), expired=expired)
+        return DispatchReport(assigned=len(won), lost=lost, pending=len(reasons), expired=expired)
 
     async def retry_due(self) -> int:
         """Move failed tasks whose backoff has passed back to the queue."""
         now = self._clock.now_ms()
-        page = await self._repository.list(TaskQuery(retry_due_by=now, limit=self._batch_size))
+        due = [
+            task
+            for task in await self._retrying.tasks()
+            if task.retry_at is not None and task.retry_at <= now
+        ]
         changes: list[Change] = []
-        for task in page.items:
+        for task in due:
             try:
                 new, event = lifecycle.apply(task, TaskCommand.AUTO_RETRY, at=now)
             except IllegalTransitionError:
@@ -180,19 +189,29 @@ class Dispatcher:
     async def run(self, subscriber: EventSubscriber, *, interval_s: float) -> None:
         """Dispatch on every waking event and at least every ``interval_s``, until cancelled."""
         wake = asyncio.Event()
+        self._queue, self._busy, self._retrying = self._views(fed=True)
         subscription = subscriber.events()
 
-        async def listen() -> None:
-            async for event in subscription:
+        async def listen(events: Subscription[ev.DomainEvent]) -> None:
+            async for event in events:
+                # the views first: the cycle this event wakes must see the slot it freed
+                for view in (self._queue, self._busy, self._retrying):
+                    view.heard(event)
                 if isinstance(event, WAKING_EVENTS):
                     wake.set()
 
-        listener = asyncio.create_task(listen(), name="dispatcher-listener")
+        listener = asyncio.create_task(listen(subscription), name="dispatcher-listener")
         loop = asyncio.get_running_loop()
         retries_checked = -math.inf
         try:
             while True:
                 wake.clear()
+                if listener.done():  # the subscription failed: follow a new one, from a full read
+                    log.error("the dispatcher's event subscription ended; it subscribes again")
+                    await subscription.close()
+                    self._queue, self._busy, self._retrying = self._views(fed=True)
+                    subscription = subscriber.events()
+                    listener = asyncio.create_task(listen(subscription), name="dispatcher-listener")
                 try:
                     # a scan of its own: on a burst of wakes, look for due retries once a second at most
                     if loop.time() - retries_checked >= min(interval_s, RETRY_CHECK_S):
@@ -206,20 +225,26 @@ class Dispatcher:
                         await wake.wait()
         finally:
             listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
             await subscription.close()
+            self._queue, self._busy, self._retrying = self._views(fed=False)
 
-    async def _queued(self, offset: int) -> TaskPage:
-        """A page of the queue in dispatch order (no total: counting would scan the collection again)."""
-        return await self._repository.list(
-            TaskQuery(
-                statuses=frozenset({TaskStatus.CREATED}),
-                modes=frozenset({TaskMode.PASSIVE}),
-                order=TaskOrder.DISPATCH,
-                offset=offset,
-                limit=self._batch_size,
-                with_total=False,
+    def _views(self, *, fed: bool) -> tuple[TaskView, TaskView, TaskView]:
+        """The queue, the tasks holding slots and the failed tasks waiting for a retry: read in full
+        every cycle, unless ``fed`` the task events by ``run``."""
+
+        def view(query: TaskQuery, admits: Callable[[Task], bool] | None = None) -> TaskView:
+            return TaskView(
+                self._repository,
+                self._clock,
+                None,
+                query=query,
+                admits=admits,
+                resync_every_ms=self._resync_every_ms,
+                fed=fed,
             )
-        )
+
+        return view(QUEUE), view(BUSY), view(RETRYING, _retrying)
 
     def _has_free_slot(self, nodes: Sequence[Node], loads: Mapping[str, int], now: int) -> bool:
         return any(
@@ -254,11 +279,22 @@ class Dispatcher:
         return len(changes) - len(lost)
 
     async def _write(self, changes: Sequence[Change]) -> set[str]:
+        """Store ``changes``; the views learn of each write at once, won or lost."""
         if not changes:
             return set()
-        return await write_changes(self._repository, self._publisher, changes, logger=log, by="dispatcher")
+        lost = await write_changes(self._repository, self._publisher, changes, logger=log, by="dispatcher")
+        for view in (self._queue, self._busy, self._retrying):
+            view.lost(lost)
+            for change in changes:
+                if change.task.id not in lost:
+                    view.stored(change.task)
+        return lost
 
 
 def _expired(task: Task, now: int) -> bool:
     deadline = task.deadline_date_time
     return deadline is not None and deadline > 0 and deadline < now
+
+
+def _retrying(task: Task) -> bool:
+    return task.lifecycle_status is TaskStatus.FAILED and task.retry_at is not None

@@ -1,6 +1,7 @@
-"""The live tasks the monitor judges, kept current from task events instead of re-read every cycle.
+"""Views of the tasks in some statuses, kept current from task events instead of re-read every cycle: the
+live tasks the monitor judges (``LiveTaskView``), and the dispatcher's queue and slot loads.
 
-Reading every live task each cycle costs a document per task (at 10,000 tasks: ~1.8 s on FerretDB, ~0.3 s of
+Reading every such task each cycle costs a document per task (at 10,000 tasks: ~1.8 s on FerretDB, ~0.3 s of
 decoding on any server), so the view reads them all once and then follows the task events: every one names
 its task and the version it wrote, and a task whose stored version may be newer than the view's is re-read
 by id (one batched read) before the next cycle. The monitor's own writes update the view directly.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from skalds.domain import events as ev
 from skalds.domain.ports import Clock, EventSubscriber, Subscription, TaskOrder, TaskQuery, TaskRepository
@@ -29,15 +30,31 @@ log = logging.getLogger(__name__)
 LIVE_TASKS = TaskQuery(statuses=LIVE, limit=None, order=TaskOrder.ANY)
 
 
-class LiveTaskView:
+class TaskView:
+    """The stored tasks ``query`` matches (its statuses, and whatever else ``admits`` checks of a task)."""
+
     def __init__(
         self,
         repository: TaskRepository,
         clock: Clock,
         subscriber: EventSubscriber | None,
         *,
+        query: TaskQuery,
+        admits: Callable[[Task], bool] | None = None,
         resync_every_ms: int = 60_000,
+        fed: bool = False,
     ) -> None:
+        """``query`` must name its statuses (events are followed by status) and match what ``admits``
+        does; by default ``admits`` checks the query's statuses and modes. ``fed``: the owner passes every
+        event to ``heard`` itself (in order with its own reactions to them) instead of the view
+        subscribing; ``subscriber`` is then ignored."""
+        if query.statuses is None:
+            raise ValueError("a task view follows its tasks by status: the query must name them")
+        self._fed = fed
+        self._statuses = query.statuses
+        self._modes = query.modes
+        self._query = query
+        self._admits = admits or self._in_query
         self._repository = repository
         self._clock = clock
         self._subscriber = subscriber
@@ -53,11 +70,12 @@ class LiveTaskView:
         self.reloads = 0
 
     async def tasks(self) -> list[Task]:
-        """Every live task, as current as the events the view has seen."""
-        if self._subscriber is None:
-            self._tasks = {task.id: task for task in await self._load()}
-            return list(self._tasks.values())
-        await self._follow(self._subscriber)
+        """Every task of the view, as current as the events the view has seen."""
+        if not self._fed:
+            if self._subscriber is None:
+                self._tasks = {task.id: task for task in await self._load()}
+                return list(self._tasks.values())
+            await self._follow(self._subscriber)
         now = self._clock.now_ms()
         if self._loaded_at is None:
             self._dirty.clear()  # the load below is newer than anything marked so far
@@ -80,6 +98,10 @@ class LiveTaskView:
         if known is not None and known.version > task.version:
             return
         self._keep(task)
+
+    def reset(self) -> None:
+        """Forget what was heard: the next ``tasks`` reads everything again (the owner's events stopped)."""
+        self._loaded_at = None
 
     def lost(self, task_ids: Iterable[str]) -> None:
         """Tasks whose write the caller lost: someone changed them; re-read before the next use."""
@@ -110,19 +132,21 @@ class LiveTaskView:
     async def _listen(self, subscription: Subscription[ev.DomainEvent]) -> None:
         try:
             async for event in subscription:
-                if isinstance(event, ev.TaskEvent):
-                    self._heard(event)
+                self.heard(event)
         except Exception:
             log.exception("the monitor's task event subscription failed; it reloads the live tasks")
 
-    def _heard(self, event: ev.TaskEvent) -> None:
-        """A change the view may not hold: re-read a task it made live; one it ended just leaves."""
+    def heard(self, event: ev.DomainEvent) -> None:
+        """A change the view may not hold: re-read a task it moved into the view; one it moved out of the
+        view just leaves."""
+        if not isinstance(event, ev.TaskEvent):
+            return
         task_id = event.task_id
         known = self._tasks.get(task_id)
         held = known.version if known is not None else self._ended.get(task_id, 0)
         if held >= event.version:
             return  # the view holds this version or a newer one (the monitor's own writes come back so)
-        if event.to_status in LIVE:
+        if event.to_status in self._statuses:
             self._mark(task_id)
         elif known is not None:  # no read needed: at this version it is not live, whatever else changed
             self._touched.add(task_id)
@@ -151,7 +175,7 @@ class LiveTaskView:
                 self._keep(task)
 
     def _keep(self, task: Task) -> None:
-        if task.is_live:
+        if self._admits(task):
             self._tasks[task.id] = task
             self._ended.pop(task.id, None)
         else:
@@ -183,5 +207,22 @@ class LiveTaskView:
                 merged[task_id] = known
         self._tasks = merged
 
+    def _in_query(self, task: Task) -> bool:
+        return task.lifecycle_status in self._statuses and (self._modes is None or task.mode in self._modes)
+
     async def _load(self) -> list[Task]:
-        return list((await self._repository.list(LIVE_TASKS)).items)
+        return list((await self._repository.list(self._query)).items)
+
+
+class LiveTaskView(TaskView):
+    """Every live task (Assigning, Running, Paused): what the monitor judges."""
+
+    def __init__(
+        self,
+        repository: TaskRepository,
+        clock: Clock,
+        subscriber: EventSubscriber | None,
+        *,
+        resync_every_ms: int = 60_000,
+    ) -> None:
+        super().__init__(repository, clock, subscriber, query=LIVE_TASKS, resync_every_ms=resync_every_ms)
