@@ -155,3 +155,28 @@ class JournalWorker(BaseTaskWorker[Journaled]):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+# ---- short tasks (bench/throughput.py) ------------------------------------------------------------------
+
+
+class Nothing(BaseModel):
+    """No parameters: the task is only its trip through Skalds."""
+
+
+class NoopWorker(BaseTaskWorker[Nothing]):
+    """Returns at once. With ``SKALDS_BENCH_JOURNAL`` set, first appends one JSON line (``task``,
+    ``attempt``, ``pid``, ``t``) to that file, one ``os.write`` on an O_APPEND descriptor, so counting the
+    lines per task says whether any task ran twice."""
+
+    @run_main_handler
+    def main(self) -> None:
+        journal = os.environ.get(JOURNAL_VARIABLE)
+        if not journal:
+            return
+        line = {"task": self.task_id, "attempt": self.context.attempt, "pid": os.getpid(), "t": time.time()}
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps(line, separators=(",", ":")) + "\n").encode())
+        finally:
+            os.close(fd)
