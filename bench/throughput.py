@@ -36,6 +36,7 @@ import json
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -102,26 +103,41 @@ def run_parts(run: Run, parts: set[str], args: argparse.Namespace) -> tuple[list
         timings[part] = round(time.monotonic() - started, 1)
         print(f"  ({part}) done in {timings[part]} s", flush=True)
 
-    if parts & {"a", "b"}:
+    @contextlib.contextmanager
+    def part(name: str) -> Iterator[None]:
+        """A part that fails is a failed row with its error; the other parts' rows are kept."""
         started = time.monotonic()
-        with run.cluster(run.new_name("ab")) as cluster:
+        try:
+            yield
+        except Exception as error:  # reported in the table, with the traceback above it
+            traceback.print_exc()
+            rows.append(
+                Row(
+                    name,
+                    "the part did not complete",
+                    f"{type(error).__name__}",
+                    ok=False,
+                    note=str(error).splitlines()[0][:160] if str(error) else "",
+                )
+            )
+            details.setdefault("errors", {})[name] = repr(error)
+        timed(name, started)
+
+    if parts & {"a", "b"}:
+        with part("a,b"), run.cluster(run.new_name("ab")) as cluster:
             found, details["creates"] = run_creates(
                 cluster, parts, per_measure=1_000, waiting=10_000, batch_tasks=2_000
             )
-        rows += found
-        timed("a,b", started)
+            rows += found
     if "c" in parts:
-        started = time.monotonic()
-        with run.cluster(run.new_name("c")) as cluster:
+        with part("c"), run.cluster(run.new_name("c")) as cluster:
             found, details["shortTasks"] = run_short_tasks(cluster, cluster.logs, args.tasks, args.deadline)
-        rows += found
-        timed("c", started)
+            rows += found
     if "d" in parts:
-        started = time.monotonic()
-        mongo = service_address("SKALDS_MONGO_URL", "MongoDB-wire server")
-        found, details["memory"] = run_memory(run.cluster, run.new_name, mongo)
-        rows += found
-        timed("d", started)
+        with part("d"):
+            mongo = service_address("SKALDS_MONGO_URL", "MongoDB-wire server")
+            found, details["memory"] = run_memory(run.cluster, run.new_name, mongo)
+            rows += found
     details["seconds"] = timings
     return rows, details
 

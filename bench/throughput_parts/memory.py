@@ -29,6 +29,8 @@ SETTLE_S = 3.0
 TARGET_BYTES_PER_TASK = 1024
 NODE_ID = "node-m"
 MIB = 1024 * 1024
+SCAN_TIMEOUT_S = 120.0
+"""A page and a count filter every stored task: FerretDB 1.x (SQLite) scans, about 10 s per 100,000."""
 
 
 def stored_tasks(count: int, now: int) -> Iterator[Task]:
@@ -89,11 +91,11 @@ def settle(cluster: Cluster, controller: Controller, stored: int) -> dict[str, A
 
     wait_for("a dispatch and a monitor cycle", settled, within_s=120, every_s=0.5, guard=cluster.check)
     sent = time.perf_counter()
-    page = controller.api.get("/api/tasks")
+    page = controller.api.get("/api/tasks", timeout=SCAN_TIMEOUT_S)
     page.raise_for_status()
     page_ms = (time.perf_counter() - sent) * 1000
     sent = time.perf_counter()
-    controller.api.get("/api/system/dashboard/summary").raise_for_status()
+    controller.api.get("/api/system/dashboard/summary", timeout=SCAN_TIMEOUT_S).raise_for_status()
     summary_ms = (time.perf_counter() - sent) * 1000
     total = int(page.json()["total"])
     if total != stored:
