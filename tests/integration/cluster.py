@@ -319,6 +319,9 @@ class Cluster:
     def node(
         self, node_id: str, *, env: Mapping[str, str] | None = None, worker: str = WORKER
     ) -> SkaldsProcess:
+        """A ``skalds node``; unbounded unless ``env`` sets ``SKALDS_NODE__CAPACITY``, because these tests
+        count tasks per node and strategy, not slots (the bounded default is tested in tests/unit/process)."""
+        env = {"SKALDS_NODE__CAPACITY": "unlimited", **(env or {})}
         return self.spawn(node_id, "node", "--id", node_id, "--worker", worker, env=env)
 
     def skalds_origin(self) -> Path:
