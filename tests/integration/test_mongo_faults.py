@@ -29,6 +29,7 @@ from skalds.adapters.mongo.repository import (
     mongo_task_repository,
 )
 from skalds.application.dispatching import Dispatcher
+from skalds.domain import lifecycle
 from skalds.domain.dispatch import DispatchStrategy
 from skalds.domain.errors import BackendUnavailableError, TaskAlreadyExistsError
 from skalds.domain.heartbeat import HeartbeatPolicy
@@ -209,21 +210,37 @@ async def test_the_dispatcher_loop_survives_a_restart_and_assigns_a_task_created
         task = await repository.get(task_id)
         return task.lifecycle_status is TaskStatus.ASSIGNING and task.executor == "n1"
 
+    async def create(task_id: str) -> None:
+        """As the task service creates: stored, then announced (the dispatcher follows the events)."""
+        task = a_task(task_id, now=clock.now_ms())
+        with contextlib.suppress(TaskAlreadyExistsError):  # stored, but the reply was lost
+            await repository.insert(task)
+        await bus.publish(lifecycle.created(task))
+
+    async def keep_announcing() -> None:
+        """Announced tasks the dispatcher tries to claim, so its cycles write while the server is down
+        (never stored: when the server is up, each claim is simply lost)."""
+        for number in range(1_000_000):
+            await bus.publish(lifecycle.created(a_task(f"ghost-{number}", now=clock.now_ms())))
+            await asyncio.sleep(0.05)
+
     loop = asyncio.create_task(dispatcher.run(bus, interval_s=0.05))
     try:
         await repository.prepare()
-        await repository.insert(a_task("before", now=now))
+        await create("before")
         await eventually(lambda: assigned_to_n1("before"), "the first task to be assigned")
+        announcing = asyncio.create_task(keep_announcing())
         with caplog.at_level(logging.ERROR, logger="skalds.application.dispatching"):
             await asyncio.to_thread(restart_service, "mongo")
             failed = [r for r in caplog.records if r.getMessage() == "dispatch cycle failed"]
+        announcing.cancel()
+        await asyncio.gather(announcing, return_exceptions=True)
         assert failed, "no dispatch cycle failed while the server was down"
         assert all(r.exc_info and isinstance(r.exc_info[1], BackendUnavailableError) for r in failed)
         assert not loop.done()
 
         async def insert_after() -> bool:
-            with contextlib.suppress(TaskAlreadyExistsError):  # stored, but the reply was lost
-                await repository.insert(a_task("after", now=clock.now_ms()))
+            await create("after")
             return True
 
         await eventually(insert_after, "a task to be created after the restart")
