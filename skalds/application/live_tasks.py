@@ -99,10 +99,6 @@ class TaskView:
             return
         self._keep(task)
 
-    def reset(self) -> None:
-        """Forget what was heard: the next ``tasks`` reads everything again (the owner's events stopped)."""
-        self._loaded_at = None
-
     def lost(self, task_ids: Iterable[str]) -> None:
         """Tasks whose write the caller lost: someone changed them; re-read before the next use."""
         for task_id in task_ids:
