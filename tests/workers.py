@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -96,10 +97,27 @@ class Stubborn(BaseTaskWorker[Settings]):
             time.sleep(0.01)
 
 
+class Lingering(BaseTaskWorker[Settings]):
+    """Finishes at once, but its process stays until ``<markerDir>/<task id>.go`` exists: a worker whose
+    outcome is reported while its process is still exiting (a non-daemon thread flushing, say)."""
+
+    @run_main_handler
+    def main(self) -> None:
+        assert self.attachments is not None and self.attachments.marker_dir is not None
+        go = Path(self.attachments.marker_dir, f"{self.task_id}.go")
+
+        def wait_for_go() -> None:
+            while not go.exists():
+                time.sleep(0.01)
+
+        threading.Thread(target=wait_for_go, daemon=False).start()  # the process exits after it
+
+
 WORKERS = {
     "Steady": "tests.workers:Steady",
     "Quick": "tests.workers:Quick",
     "Stubborn": "tests.workers:Stubborn",
+    "Lingering": "tests.workers:Lingering",
 }
 
 

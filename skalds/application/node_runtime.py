@@ -49,6 +49,7 @@ __all__ = ["EdgeTask", "NodeIdentity", "NodeRuntime"]
 
 log = logging.getLogger(__name__)
 _REMEMBERED_STARTS = 10_000  # far more tasks than a node starts between two monitor cycles
+_EXIT_WAIT_S = 2.0  # how long an assignment waits for an ended worker to exit before handing it back
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,7 +384,11 @@ class NodeRuntime:
             await self._report_outcome(task.id, task.attempt, Outcome.FAILED, reason)
             return
         capacity = self.identity.capacity
-        if capacity is not None and len(self._running()) >= capacity:
+        if capacity is not None and (
+            len(self._running()) >= capacity
+            # a worker that just ended may still be exiting: its process holds the slot for that moment
+            or not await self._supervisor.room(capacity, within_s=_EXIT_WAIT_S)
+        ):
             # the dispatcher counts slots from what is stored, so this takes two dispatchers or a stale
             # view; never more workers than slots, whatever arrives: the task goes back to the queue
             reason = f"node {self.node_id} has all {capacity} slots busy"

@@ -225,6 +225,12 @@ class WorkerSupervisor(Protocol):
         """Drop an ended worker once its outcome is recorded."""
         ...
 
+    async def room(self, slots: int, *, within_s: float) -> bool:
+        """Whether fewer than ``slots`` workers are alive, waiting up to ``within_s`` for one to exit. A
+        worker that reported its outcome holds its slot until its process has exited, so a node bounded to N
+        slots never has more than N worker processes, even between one task's end and the next."""
+        ...
+
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(task_id)``, on the event loop, the moment a worker changes in a way the control
         plane acts on: it started, ended (outcome set), confirmed a pause or resume, or applied or rejected an

@@ -203,6 +203,10 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
         if running is not None and running.outcome is not None:
             del self._running[task_id]
 
+    async def room(self, slots: int, *, within_s: float) -> bool:
+        """An asyncio worker has exited when it has its outcome: there is nothing to wait for."""
+        return sum(1 for r in self._running.values() if r.outcome is None) < slots
+
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._changes.set(listener)
 

@@ -89,6 +89,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             }
             self._mp.set_forkserver_preload(sorted(modules))
         self._children: dict[str, _Child] = {}
+        self._alive = 0  # worker processes given a task that have not exited, forgotten or not
+        self._exit_seen = asyncio.Event()
         self._warm_spare = warm_spare
         self._spare: tuple[Any, Connection] | None = None
         self._spare_starting: asyncio.Task[None] | None = None
@@ -131,6 +133,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             process=process, conn=parent_conn, state=WorkerState(task_id=task.id, attempt=task.attempt)
         )
         self._children[task.id] = child
+        self._alive += 1
         loop = asyncio.get_running_loop()
         # bound to the child itself, not its id: a forgotten child must still be reaped and unregistered
         loop.add_reader(parent_conn.fileno(), self._read, child)
@@ -218,6 +221,17 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         if child is not None and child.state.outcome is not None:
             del self._children[task_id]
 
+    async def room(self, slots: int, *, within_s: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while self._alive >= slots:
+            self._exit_seen.clear()
+            try:
+                await asyncio.wait_for(self._exit_seen.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return self._alive < slots
+        return True
+
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._changes.set(listener)
 
@@ -298,6 +312,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             self._notify(state.task_id)
 
     def _exited(self, child: _Child) -> None:
+        if child.ended.is_set():
+            return
         loop = asyncio.get_running_loop()
         loop.remove_reader(child.process.sentinel)
         self._read(child)  # whatever the child said last
@@ -319,6 +335,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             self._notify(child.state.task_id)
         with contextlib.suppress(Exception):
             child.conn.close()
+        self._alive -= 1
+        self._exit_seen.set()
         child.ended.set()
 
 

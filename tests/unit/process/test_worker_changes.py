@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,6 +112,20 @@ async def test_an_applied_and_a_rejected_update_are_changes(
     await supervisor.update("t1", {"fps": "fast"}, 3)
     rejected = await changes.until("for the rejection", lambda s: "version 3 rejected" in (s.error or ""))
     assert rejected.applied_attachments_version == 2
+
+
+async def test_an_ended_worker_holds_its_slot_until_its_process_has_exited(
+    quiet: tuple[ProcessWorkerSupervisor, Changes], tmp_path: Path
+) -> None:
+    supervisor, changes = quiet
+    await supervisor.start(assigned("t1", "Lingering", {"markerDir": str(tmp_path)}))
+    ended = await changes.until("for the outcome", lambda s: s.outcome is not None)
+    assert ended.outcome is Outcome.FINISHED
+    supervisor.forget("t1")  # recorded: the node no longer sees the worker, but its process is still there
+    assert await supervisor.room(2, within_s=0)
+    assert not await supervisor.room(1, within_s=0)
+    (tmp_path / "t1.go").write_text("")
+    assert await supervisor.room(1, within_s=PATIENCE_S)
 
 
 async def test_an_outcome_is_a_change(quiet: tuple[ProcessWorkerSupervisor, Changes]) -> None:
