@@ -59,6 +59,12 @@ WAKING_EVENTS = (
     ev.NodeCameOnline,
 )
 """Events after which a queued task may have become assignable."""
+QUEUE_ONLY_EVENTS = (ev.TaskCreated, ev.TaskRetried)
+"""Waking events that only add to the queue (a retried task's slot was freed by its failure): while every
+node is full they cannot be placed, so they start a cycle at most every ``FULL_WAKE_GAP_S``."""
+FULL_WAKE_GAP_S = (
+    0.25  # while full: a burst of new work costs one pass over the backlog per gap, not per task
+)
 
 QUEUE = TaskQuery(
     statuses=frozenset({TaskStatus.CREATED}),
@@ -122,6 +128,7 @@ class Dispatcher:
         self._cursor: str | None = None
         self._pending_reasons: Mapping[str, str] = MappingProxyType({})
         self.counters = DispatcherCounters()
+        self.full = False  # the last cycle found no free slot on any node
 
     def pending_reason(self, task_id: str) -> str | None:
         """Why a queued task was not assigned in the last cycle, for the API."""
@@ -141,6 +148,7 @@ class Dispatcher:
         fresh = [task for task in queued if not _expired(task, now)]
         known = self._pending_reasons
         free = self._has_free_slot(nodes, loads, now)
+        self.full = not free
         plan = assign_batch(
             fresh if free else [task for task in fresh if task.id not in known],
             nodes,
@@ -191,21 +199,31 @@ class Dispatcher:
         wake = asyncio.Event()
         self._queue, self._busy, self._retrying = self._views(fed=True)
         subscription = subscriber.events()
+        loop = asyncio.get_running_loop()
+        deferred: asyncio.TimerHandle | None = None  # a wake for queue-only events while full
+        cycle_started = -math.inf
 
         async def listen(events: Subscription[ev.DomainEvent]) -> None:
+            nonlocal deferred
             async for event in events:
                 # the views first: the cycle this event wakes must see the slot it freed
                 for view in (self._queue, self._busy, self._retrying):
                     view.heard(event)
-                if isinstance(event, WAKING_EVENTS):
-                    wake.set()
+                if not isinstance(event, WAKING_EVENTS):
+                    continue
+                due = cycle_started + FULL_WAKE_GAP_S
+                if not (self.full and isinstance(event, QUEUE_ONLY_EVENTS)) or loop.time() >= due:
+                    wake.set()  # events that arrive during a cycle join into the next one
+                elif deferred is None or loop.time() >= deferred.when():
+                    # a pass over a large backlog for each created task would starve the API
+                    deferred = loop.call_at(due, wake.set)
 
         listener = asyncio.create_task(listen(subscription), name="dispatcher-listener")
-        loop = asyncio.get_running_loop()
         retries_checked = -math.inf
         try:
             while True:
                 wake.clear()
+                cycle_started = loop.time()
                 if listener.done():  # the subscription failed: follow a new one, from a full read
                     log.error("the dispatcher's event subscription ended; it subscribes again")
                     await subscription.close()
@@ -224,6 +242,8 @@ class Dispatcher:
                     async with asyncio.timeout(interval_s):  # not wait_for: on 3.11 it can swallow a cancel
                         await wake.wait()
         finally:
+            if deferred is not None:
+                deferred.cancel()
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
             await subscription.close()

@@ -79,6 +79,24 @@ async def test_a_finished_worker_frees_its_slot_for_the_next_task_at_once(system
     await eventually("second running", status_is(system, second.id, S.RUNNING))
 
 
+async def test_while_every_node_is_full_a_burst_of_creates_costs_one_cycle_not_one_each(
+    system: System,
+) -> None:
+    """Nothing new can be placed while no node has a free slot, so creates join into one cycle (which gives
+    them their pending reason) instead of a pass over the whole backlog per created task."""
+    dispatcher = system.services.dispatcher
+    await eventually("the first cycle", lambda: _true(dispatcher.counters.cycles >= 1))
+    assert dispatcher.full  # no node at all
+    before = dispatcher.counters.cycles
+    ids = [(await system.services.tasks.create(TaskDraft(class_name=CLASS))).id for _ in range(50)]
+    await eventually("every new task has its reason", lambda: _true(all(map(dispatcher.pending_reason, ids))))
+    assert dispatcher.counters.cycles - before < 10
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_cancel_pause_resume_and_update_are_confirmed_by_events(system: System) -> None:
     await run_node(system, "n1")
     tasks = system.services.tasks
