@@ -42,13 +42,14 @@ from skalds.domain.ports import (
     TaskRepository,
     WorkerSupervisor,
 )
-from skalds.domain.task import DesiredState, TaskStatus
+from skalds.domain.task import DesiredState, Task, TaskStatus
 from skalds.domain.workers import WorkerState
 
 __all__ = ["EdgeTask", "NodeIdentity", "NodeRuntime"]
 
 log = logging.getLogger(__name__)
 _REMEMBERED_STARTS = 10_000  # far more tasks than a node starts between two monitor cycles
+_COMMAND_BATCH = 200  # commands handled per read of the subscription (their assigned tasks read at once)
 _EXIT_WAIT_S = 2.0  # how long an assignment waits for an ended worker to exit before handing it back
 
 
@@ -98,6 +99,7 @@ class NodeRuntime:
         self._last_contact: int | None = None
         self._fenced: set[str] = set()  # workers stopped because their task is no longer this node's
         self._released: dict[str, str] = {}  # of those, stopped by the lease -> why, reported once ended
+        self._read_ahead: dict[str, Task] = {}  # the tasks of the assignments being handled, read at once
         self._changed: set[str] = set()  # workers the supervisor says changed, not yet reported
         self._change_seen = asyncio.Event()
         self._reporting = asyncio.Lock()  # one report at a time, so each task's sequence stays in order
@@ -116,6 +118,27 @@ class NodeRuntime:
         self._registered_at = self._clock.now_ms()
         await self._publish_node(self._registered_at)
         self._last_contact = self._registered_at
+
+    async def handle_batch(self, commands: Sequence[NodeCommand]) -> None:
+        """Act on commands in order. The tasks of the batch's assignments are read in one go first (a
+        burst of short tasks must not cost one database round trip per start); that read is newer than
+        every command of the batch, so each start judges its task as freshly as a read of its own would."""
+        assigned = [c.task_id for c in commands if isinstance(c, AssignTask) and c.node_id == self.node_id]
+        if len(assigned) > 1 and not self.draining:
+            try:
+                self._read_ahead = dict(await self._repository.get_many(assigned))
+            except Exception as error:  # then each assignment reads its own task, as alone
+                log.warning(
+                    "node %s could not read %d assigned tasks at once: %s", self.node_id, len(assigned), error
+                )
+        try:
+            for command in commands:
+                try:
+                    await self.handle(command)
+                except Exception:
+                    log.exception("node %s failed to handle %s", self.node_id, command)
+        finally:
+            self._read_ahead = {}
 
     async def handle(self, command: NodeCommand) -> None:
         """Act on one command; commands for other nodes and stale commands are ignored."""
@@ -298,11 +321,8 @@ class NodeRuntime:
         subscription = subscriber.commands(self.node_id)
 
         async def obey() -> None:
-            async for command in subscription:
-                try:
-                    await self.handle(command)
-                except Exception:
-                    log.exception("node %s failed to handle %s", self.node_id, command)
+            async for commands in subscription.batches(_COMMAND_BATCH):
+                await self.handle_batch(commands)
 
         async def report() -> None:
             while True:
@@ -368,10 +388,12 @@ class NodeRuntime:
         if self.draining:
             log.info("node %s is draining and ignores the assignment of %s", self.node_id, command.task_id)
             return
-        try:
-            task = await self._repository.get(command.task_id)
-        except TaskNotFoundError:
-            return
+        task = self._read_ahead.pop(command.task_id, None)
+        if task is None:
+            try:
+                task = await self._repository.get(command.task_id)
+            except TaskNotFoundError:
+                return
         mine = task.executor == self.node_id and task.lifecycle_status is TaskStatus.ASSIGNING
         if not mine or task.desired_state is not DesiredState.RUN or task.id in self._supervisor.states():
             log.info("node %s ignores a stale assignment of %s", self.node_id, task.id)

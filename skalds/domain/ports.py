@@ -178,12 +178,22 @@ class Subscription(Protocol[T_co]):
     async def close(self) -> None: ...
 
 
+class CommandSubscription(Subscription[NodeCommand], Protocol):
+    """A node's commands, one at a time or in batches."""
+
+    def batches(self, limit: int) -> AsyncIterator[Sequence[NodeCommand]]:
+        """The commands already waiting, in order: at least one (waiting for it), at most ``limit``. A batch
+        counts as handled when the next is asked for, as one command does when iterated one at a time, so a
+        node can read the tasks of a burst of assignments at once without giving up at-least-once."""
+        ...
+
+
 class EventSubscriber(Protocol):
     """Streams of what was published after subscribing."""
 
     def events(self) -> Subscription[DomainEvent]: ...
 
-    def commands(self, node_id: str) -> Subscription[NodeCommand]:
+    def commands(self, node_id: str) -> CommandSubscription:
         """Commands addressed to ``node_id`` only."""
         ...
 

@@ -153,6 +153,22 @@ class EventBusContract:
         assert [c.task_id for c in await receive(second, 1, self.delivery_timeout_s)] == ["t2"]
         await second.close()
 
+    async def test_commands_come_in_batches_of_what_is_waiting_in_order(self, bus: Any) -> None:
+        # one task's commands: the order a bus keeps is per task (Kafka: per partition, keyed by task id)
+        sent = [CancelTask(task_id="t", node_id="n1", version=i + 1, at=i) for i in range(7)]
+        await bus.publish(CancelTask(task_id="other", node_id="n2", version=1, at=0))
+        await bus.publish_many(sent)
+        subscription = bus.commands("n1")
+        got: list[Any] = []
+        batches = subscription.batches(3)
+        async with asyncio.timeout(self.delivery_timeout_s * 10):
+            while len(got) < len(sent):
+                batch = await anext(batches)
+                assert 1 <= len(batch) <= 3
+                got.extend(batch)
+        assert got == sent  # in order, none for another node, none twice
+        await subscription.close()
+
     async def test_a_slow_subscriber_does_not_block_the_publisher_or_the_others(self, bus: Any) -> None:
         slow, fast = bus.events(), bus.events()
         await asyncio.sleep(0)

@@ -394,3 +394,38 @@ async def test_no_broker_at_start_up_is_a_clear_error_not_a_hang() -> None:
     with pytest.raises(BackendUnavailableError, match=r"127\.0\.0\.1:9"):
         await asyncio.wait_for(bus.start(), 30)
     await bus.close()
+
+
+async def test_a_reader_that_crashes_holding_a_batch_gets_the_whole_batch_again(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """A batch counts as handled only when the next is asked for. One task's commands share a partition,
+    so another node's command between two of ours must not mark ours handled (a mark covers every
+    earlier offset of its partition)."""
+    async with open_bus(kafka_bootstrap, unique) as bus:
+        await bus.publish_many(
+            [CancelTask(task_id="t", node_id=node, version=v, at=v) for v, node in enumerate("abab", 1)]
+        )
+        subscription = bus.commands("a")
+        held: list[NodeCommand] = []
+        reached = asyncio.Event()
+
+        async def reader() -> None:
+            async for batch in subscription.batches(100):
+                held[:] = batch  # asking for this batch handled the one before
+                if any(command.version == 3 for command in batch):
+                    reached.set()
+                    await asyncio.Event().wait()  # the process dies while handling it
+
+        crashing = asyncio.create_task(reader())
+        await asyncio.wait_for(reached.wait(), DELIVERY_TIMEOUT_S * 4)
+        crashing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await crashing
+        await subscription.close()
+
+        restarted = bus.commands("a")
+        redelivered = await receive(restarted, len(held), DELIVERY_TIMEOUT_S)
+        assert [c.version for c in redelivered] == [c.version for c in held]
+        assert await drain(restarted, quiet=0.5) == []
+        await restarted.close()

@@ -3,10 +3,11 @@
 The group reads the five command topics from the earliest offset the first time and from its committed
 offsets afterwards, so commands sent while the node was away wait for it. Commands for other nodes are
 skipped, malformed ones parked; both count as handled. AT-LEAST-ONCE: a message's offset is committed only
-once it is handled, that is when the reader asks for the next message, or closes the subscription after it
-was yielded, unless the task that read it was cancelled or failed (it crashed while handling it, so the
-node's next subscription gets it again). Node handlers are idempotent: an assignment of a task already in
-the supervisor is ignored, and every command carries the task version it was issued at.
+once it is handled, that is when the reader asks for the next message (or the next batch, reading with
+``batches``), or closes the subscription after it was yielded, unless the task that read it was cancelled
+or failed (it crashed while handling it, so the node's next subscription gets it again). Node handlers are
+idempotent: an assignment of a task already in the supervisor is ignored, and every command carries the
+task version it was issued at.
 
 Subscriptions for the same node share its group, so each command goes to one of them. A consumer that
 hits a fatal error is replaced by a fresh one in the same group, which resumes from the commits.
@@ -64,7 +65,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             on_batch=self._mailbox.put_many,
             on_end=self._consumer_ended,
         )
-        self._pending: Message | None = None  # yielded, not yet known to be handled
+        self._pending: list[Message] = []  # yielded, not yet known to be handled
         self._reader: asyncio.Task[Any] | None = None
         self.closed = False
 
@@ -83,11 +84,39 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             command = await self._accepted(message)
             if command is None:
                 continue
-            self._pending, self._reader = message, asyncio.current_task()
+            self._pending, self._reader = [message], asyncio.current_task()
             yield command
 
-    async def _accepted(self, message: Message) -> NodeCommand | None:
-        """The command for this node, or None once a message for another node or a bad one is dealt with."""
+    def batches(self, limit: int) -> AsyncIterator[list[NodeCommand]]:
+        return self._batches(limit)
+
+    async def _batches(self, limit: int) -> AsyncIterator[list[NodeCommand]]:
+        while not self.closed:
+            self._handled()  # the reader asks for another batch: the one it had is done
+            batch: list[NodeCommand] = []
+            taken: list[Message] = []
+            message = await self._mailbox.get()
+            while message is not None:
+                # once the batch holds a command, what is skipped is marked with the batch: a mark
+                # covers every message before it on its partition, those of this batch too
+                command = await self._accepted(message, mark=not taken)
+                if command is not None:
+                    batch.append(command)
+                if command is not None or taken:
+                    taken.append(message)
+                if len(batch) >= limit:
+                    break
+                message = self._mailbox.take()
+            if self._mailbox.closed and not batch:
+                await self._mailbox.get()  # raises the closing error, if there is one
+                return
+            if batch:
+                self._pending, self._reader = taken, asyncio.current_task()
+                yield batch
+
+    async def _accepted(self, message: Message, *, mark: bool = True) -> NodeCommand | None:
+        """The command for this node, or None once a message for another node or a bad one is dealt with
+        (marked handled unless ``mark`` is false: a mark covers the messages before it on its partition)."""
         try:
             command = self._codec.decode_command(message.value())
             expected = self._topics.for_command(command)
@@ -96,17 +125,19 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
         except ValidationError as error:
             parking = self._dead_letters.park(message, str(error))
             await asyncio.shield(parking)  # a reader cancelled meanwhile does not stop the parking
-            self._mark(message)
+            if mark:
+                self._mark(message)
             return None
         if command.node_id != self.node_id:
-            self._mark(message)
+            if mark:
+                self._mark(message)
             return None
         return command
 
     def _handled(self) -> None:
-        if self._pending is not None:
-            self._mark(self._pending)
-            self._pending = None
+        for message in self._pending:
+            self._mark(message)
+        self._pending = []
 
     def _mark(self, message: Message) -> None:
         self._consumer.mark(message.topic() or "", message.partition() or 0, message.offset() or 0)
@@ -123,7 +154,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
         self.closed = True
         if _finished_normally(self._reader):
             self._handled()
-        self._pending = None
+        self._pending = []
         self._mailbox.close()
         self._on_close(self)
         await self._consumer.stop(self._close_timeout_s)

@@ -62,6 +62,12 @@ class Mailbox(Generic[T]):
             finally:
                 self._waiters.discard(waiter)
 
+    def take(self) -> T | None:
+        """The oldest message if one is waiting (never waits); None when empty or closed."""
+        if self._closed or not self._items:
+            return None
+        return self._items.popleft()
+
     def _wake(self) -> None:
         for waiter in self._waiters:
             if not waiter.done():

@@ -72,6 +72,19 @@ class InMemorySubscription(Subscription[T], Generic[T]):
                 mailbox.waiters.discard(waiter)
                 self._waiters.discard(waiter)
 
+    def batches(self, limit: int) -> AsyncIterator[list[T]]:
+        """What is waiting, at least one and at most ``limit`` at a time (nothing to commit in memory)."""
+        return self._batches(limit)
+
+    async def _batches(self, limit: int) -> AsyncIterator[list[T]]:
+        messages = self._messages()
+        async for first in messages:
+            batch = [first]
+            waiting = self._mailbox.messages
+            while waiting and len(batch) < limit:
+                batch.append(waiting.popleft())
+            yield batch
+
     async def close(self) -> None:
         if self.closed:
             return
