@@ -62,9 +62,8 @@ WAKING_EVENTS = (
 QUEUE_ONLY_EVENTS = (ev.TaskCreated, ev.TaskRetried)
 """Waking events that only add to the queue (a retried task's slot was freed by its failure): while every
 node is full they cannot be placed, so they start a cycle at most every ``FULL_WAKE_GAP_S``."""
-FULL_WAKE_GAP_S = (
-    0.25  # while full: a burst of new work costs one pass over the backlog per gap, not per task
-)
+# while full, a burst of new work costs one pass over the backlog per gap, not one per task
+FULL_WAKE_GAP_S = 0.25
 
 QUEUE = TaskQuery(
     statuses=frozenset({TaskStatus.CREATED}),
