@@ -15,9 +15,9 @@ The HTTP clients run in this process on the same machine, so every rate is a low
   >= 500/s with 8 clients, and the rate with 10,000 waiting at least 80 % of the rate with none.
 - **(c) short tasks**: ``--tasks`` (2,000) ``bench.workers:NoopWorker`` tasks on 2 ``skalds node`` x 12 slots
   and one controller in dispatcher mode: first submit -> the API showing every one ``Finished`` (asked
-  every 2 s, then every 0.25 s once the live stream has shown them all Finished). Target >= 200 tasks/s; each task Finished exactly once (final API status, the live stream's
-  ``Finished`` frames) and run once (the workers' journal). Stops at ``--deadline`` (600 s) and reports
-  how many finished.
+  every 2 s, then every 0.25 s once the live stream has shown them all Finished). Target >= 200 tasks/s;
+  each task Finished exactly once (final API status, the live stream's ``Finished`` frames) and run once
+  (the workers' journal). Stops at ``--deadline`` (600 s) and reports how many finished.
 - **(d) memory**: controller and node VmRSS with 0, 10,000 and 100,000 terminal tasks stored on the Mongo
   backend (written straight into the database), once both are up and settled. Target: the controller
   grows by at most 1 KiB per stored task from 10,000 to 100,000.

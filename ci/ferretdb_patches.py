@@ -36,10 +36,11 @@ func skaldsIDIn(d *types.Document) (string, []any) {
 	return fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks), args
 }
 """
-SKALDS_FIELD_IN = """// skaldsFieldIn: {field: "s"} or {field: {$in: ["s", ...]}}, on a top-level field that leads one of
-// the collection's indexes, as a WHERE term that index answers, or "" (a Skalds patch). MongoDB's equality
-// also matches an array holding the value, so every array (JSON text from '[' up to '\\') passes too: the
-// term selects a superset, and the handler applies the whole filter to what comes back, as it always does.
+SKALDS_FIELD_IN = """// skaldsFieldIn: {field: "s"} or {field: {$in: ["s", ...]}}, on a top-level field that
+// leads one of the collection's indexes, as a WHERE term that index answers, or "" (a Skalds patch).
+// MongoDB's equality also matches an array holding the value, so every array (JSON text from '[' up to
+// '\\') passes too: the term selects a superset, and the handler applies the whole filter to what comes
+// back, as it always does.
 func skaldsFieldIn(meta *metadata.Collection, key string, v any) (string, []any) {
 	if key == "" || strings.HasPrefix(key, "$") || strings.ContainsRune(key, '.') {
 		return "", nil
@@ -125,10 +126,10 @@ FERRETDB_PATCHES = (
     (
         "internal/backends/sqlite/collection.go",
         "\tq += whereClause\n",
-        "\tif whereClause == \"\" {\n\t\tfor _, key := range params.Filter.Keys() {\n"
+        '\tif whereClause == "" {\n\t\tfor _, key := range params.Filter.Keys() {\n'
         "\t\t\tv, _ := params.Filter.Get(key)\n"
-        "\t\t\tif term, termArgs := skaldsFieldIn(meta, key, v); term != \"\" {\n"
-        "\t\t\t\twhereClause, args = \" WHERE \"+term, termArgs\n\t\t\t\tbreak\n\t\t\t}\n\t\t}\n\t}\n\n"
+        '\t\t\tif term, termArgs := skaldsFieldIn(meta, key, v); term != "" {\n'
+        '\t\t\t\twhereClause, args = " WHERE "+term, termArgs\n\t\t\t\tbreak\n\t\t\t}\n\t\t}\n\t}\n\n'
         "\tq += whereClause\n",
     ),
     # A conditional write (update, delete, findAndModify) reads the matching documents, then writes them, with

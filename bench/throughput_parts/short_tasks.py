@@ -67,7 +67,13 @@ def submit(controller: Controller, ids: list[str], stop: threading.Event, out: d
 
 
 def watch(
-    cluster: Cluster, controller: Controller, feed: LiveFeed, ids: list[str], started: float, deadline_s: float
+    cluster: Cluster,
+    controller: Controller,
+    feed: LiveFeed,
+    ids: list[str],
+    *,
+    started: float,
+    deadline_s: float,
 ) -> dict[str, Any]:
     """Poll the Finished count until it reaches every task, a process dies, or the deadline passes; more
     often once the live stream has shown them all Finished."""
@@ -183,7 +189,7 @@ def run_short_tasks(
     started = time.monotonic()
     submitter.start()
     try:
-        watched = watch(cluster, controller, feed, ids, started, deadline_s)
+        watched = watch(cluster, controller, feed, ids, started=started, deadline_s=deadline_s)
     finally:
         stop.set()
         submitter.join(timeout=client.TIMEOUT_S)
