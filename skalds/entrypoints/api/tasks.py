@@ -150,7 +150,11 @@ class TaskController(Controller):
         task = await services.tasks.set_status(task_id, request.lifecycle_status)
         payload = {
             "taskId": task.id,
-            "status": task.lifecycle_status.value,
+            # upstream's clients (its dashboard's modal) show ``status`` as the status just set; what the
+            # task is observed doing meanwhile (a running task stays Running until its worker stopped)
+            # is ours, in ``lifecycleStatus`` and ``desiredState``
+            "status": request.lifecycle_status.value,
+            "lifecycleStatus": task.lifecycle_status.value,
             "desiredState": task.desired_state.value,
         }
         return success(f"Task status updated to {request.lifecycle_status.value}", payload)

@@ -147,6 +147,21 @@ async def test_delete_cancels_like_upstream_and_purge_removes(api: Api) -> None:
     assert (await api.client.get("/api/tasks/t1")).status_code == 404
 
 
+async def test_cancelling_a_running_task_by_status_answers_what_was_set_as_upstream_does(api: Api) -> None:
+    """Upstream's modal shows ``data.status``: a cancel must read Cancelled there, not Running; that the
+    worker is still stopping is in our own fields."""
+    await api.system.add_node("n1")
+    await create(api, id="t1")
+    await api.system.cycle()
+    reply = (await api.client.put("/api/tasks/t1/status", json={"lifecycleStatus": "Cancelled"})).json()
+    data = reply["data"]
+    assert (data["status"], data["lifecycleStatus"], data["desiredState"]) == (
+        "Cancelled",
+        "Running",
+        "cancel",
+    )
+
+
 async def test_a_running_task_can_be_paused_resumed_and_cancelled_through_the_api(api: Api) -> None:
     await api.system.add_node("n1")
     await create(api, id="t1")
