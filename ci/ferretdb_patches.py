@@ -8,7 +8,7 @@ did to the numbers, is in docs/services.md ("What differed", item 8).
 FERRETDB_VERSION = "v1.24.2"
 # Our build: the version plus FERRETDB_PATCHES. It is also the version the server reports (buildInfo's
 # ferretdbVersion), which is how the MongoDB adapter knows its conditional updates are atomic.
-FERRETDB_BUILD = FERRETDB_VERSION + "-skalds.7"
+FERRETDB_BUILD = FERRETDB_VERSION + "-skalds.8"
 SKALDS_ID_IN = """// skaldsIDIn: {_id: {$in: [...]}} as a WHERE on the _id index, or "" (a Skalds patch).
 func skaldsIDIn(d *types.Document) (string, []any) {
 	if d.Len() != 1 {
@@ -42,7 +42,8 @@ SKALDS_FIELD_IN = """// skaldsFieldIn: {field: "s"} or {field: {$in: ["s", ...]}
 // '\\') passes too: the term selects a superset, and the handler applies the whole filter to what comes
 // back, as it always does.
 func skaldsFieldIn(meta *metadata.Collection, key string, v any) (string, []any) {
-	if key == "" || strings.HasPrefix(key, "$") || strings.ContainsRune(key, '.') {
+	// a dot is a path; '[', '*' and '"' would be read as path syntax by SQLite's ->
+	if key == "" || strings.HasPrefix(key, "$") || strings.ContainsAny(key, ".[*\\"") {
 		return "", nil
 	}
 	leads := false

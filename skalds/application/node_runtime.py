@@ -50,6 +50,7 @@ __all__ = ["EdgeTask", "NodeIdentity", "NodeRuntime"]
 log = logging.getLogger(__name__)
 _REMEMBERED_STARTS = 10_000  # far more tasks than a node starts between two monitor cycles
 _COMMAND_BATCH = 200  # commands handled per read of the subscription (their assigned tasks read at once)
+_READ_AHEAD_FRESH_MS = 1_000  # a batch's read of its assigned tasks serves the starts this long
 _EXIT_WAIT_S = 2.0  # how long an assignment waits for an ended worker to exit before handing it back
 
 
@@ -100,6 +101,7 @@ class NodeRuntime:
         self._fenced: set[str] = set()  # workers stopped because their task is no longer this node's
         self._released: dict[str, str] = {}  # of those, stopped by the lease -> why, reported once ended
         self._read_ahead: dict[str, Task] = {}  # the tasks of the assignments being handled, read at once
+        self._read_ahead_at = 0
         self._changed: set[str] = set()  # workers the supervisor says changed, not yet reported
         self._change_seen = asyncio.Event()
         self._reporting = asyncio.Lock()  # one report at a time, so each task's sequence stays in order
@@ -122,10 +124,11 @@ class NodeRuntime:
     async def handle_batch(self, commands: Sequence[NodeCommand]) -> None:
         """Act on commands in order. The tasks of the batch's assignments are read in one go first (a
         burst of short tasks must not cost one database round trip per start); that read is newer than
-        every command of the batch, so each start judges its task as freshly as a read of its own would."""
+        every command of the batch, and serves a start only while it is recent (``_assigned``)."""
         assigned = [c.task_id for c in commands if isinstance(c, AssignTask) and c.node_id == self.node_id]
         if len(assigned) > 1 and not self.draining:
             try:
+                self._read_ahead_at = self._clock.now_ms()
                 self._read_ahead = dict(await self._repository.get_many(assigned))
             except Exception as error:  # then each assignment reads its own task, as alone
                 log.warning(
@@ -388,12 +391,15 @@ class NodeRuntime:
         if self.draining:
             log.info("node %s is draining and ignores the assignment of %s", self.node_id, command.task_id)
             return
-        task = self._read_ahead.pop(command.task_id, None)
+        capacity = self.identity.capacity
+        has_room = capacity is None or (
+            len(self._running()) < capacity
+            # a worker that just ended may still be exiting: its process holds the slot for that moment
+            and await self._supervisor.room(capacity, within_s=_EXIT_WAIT_S)
+        )
+        task = await self._assigned(command.task_id)  # after that wait: the task as stored now
         if task is None:
-            try:
-                task = await self._repository.get(command.task_id)
-            except TaskNotFoundError:
-                return
+            return
         mine = task.executor == self.node_id and task.lifecycle_status is TaskStatus.ASSIGNING
         if not mine or task.desired_state is not DesiredState.RUN or task.id in self._supervisor.states():
             log.info("node %s ignores a stale assignment of %s", self.node_id, task.id)
@@ -405,12 +411,7 @@ class NodeRuntime:
             reason = f"node {self.node_id} cannot run {task.class_name}"
             await self._report_outcome(task.id, task.attempt, Outcome.FAILED, reason)
             return
-        capacity = self.identity.capacity
-        if capacity is not None and (
-            len(self._running()) >= capacity
-            # a worker that just ended may still be exiting: its process holds the slot for that moment
-            or not await self._supervisor.room(capacity, within_s=_EXIT_WAIT_S)
-        ):
+        if not has_room:
             # the dispatcher counts slots from what is stored, so this takes two dispatchers or a stale
             # view; never more workers than slots, whatever arrives: the task goes back to the queue
             reason = f"node {self.node_id} has all {capacity} slots busy"
@@ -426,6 +427,17 @@ class NodeRuntime:
         self._lives[task.id] = (self._clock.now_ms(), False)
         await self._supervisor.start(task)
         self._remember_start(task.id, task.attempt)
+
+    async def _assigned(self, task_id: str) -> Task | None:
+        """The assigned task as stored: from its batch's read while that is recent, else read now (a batch's
+        later starts can come seconds after its read, and a stale copy could start a re-queued task)."""
+        task = self._read_ahead.pop(task_id, None)
+        if task is not None and self._clock.now_ms() - self._read_ahead_at <= _READ_AHEAD_FRESH_MS:
+            return task
+        try:
+            return await self._repository.get(task_id)
+        except TaskNotFoundError:
+            return None
 
     def _running(self) -> set[str]:
         return {task_id for task_id, state in self._supervisor.states().items() if state.outcome is None}

@@ -110,7 +110,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             if self._mailbox.closed and not batch:
                 await self._mailbox.get()  # raises the closing error, if there is one
                 return
-            if batch:
+            if batch and not self.closed:  # closed during a parking: never handed out, never committed
                 self._pending, self._reader = taken, asyncio.current_task()
                 yield batch
 

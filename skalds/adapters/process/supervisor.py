@@ -227,7 +227,8 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         while self._alive >= slots:
             self._exit_seen.clear()
             try:
-                await asyncio.wait_for(self._exit_seen.wait(), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self._exit_seen.wait()
             except TimeoutError:
                 return self._alive < slots
         return True
@@ -314,6 +315,14 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
     def _exited(self, child: _Child) -> None:
         if child.ended.is_set():
             return
+        try:
+            self._settle_exit(child)
+        finally:  # whatever the settling raised, the slot is free and the waiters know
+            self._alive -= 1
+            self._exit_seen.set()
+            child.ended.set()
+
+    def _settle_exit(self, child: _Child) -> None:
         loop = asyncio.get_running_loop()
         loop.remove_reader(child.process.sentinel)
         self._read(child)  # whatever the child said last
@@ -325,19 +334,21 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             if child.cancel_requested:
                 outcome, error = Outcome.CANCELLED, None
             elif code is not None and code < 0:
-                outcome, error = (
-                    Outcome.FAILED,
-                    f"worker process killed by signal {signal.Signals(-code).name}",
-                )
+                outcome, error = Outcome.FAILED, f"worker process killed by signal {_signal_name(-code)}"
             else:
                 outcome, error = Outcome.FAILED, f"worker process exited with code {code} without an outcome"
             child.state = replace(child.state, outcome=outcome, error=error, beats=child.state.beats + 1)
             self._notify(child.state.task_id)
         with contextlib.suppress(Exception):
             child.conn.close()
-        self._alive -= 1
-        self._exit_seen.set()
-        child.ended.set()
+
+
+def _signal_name(number: int) -> str:
+    """SIGKILL, or the number for a signal Python has no name for (real-time signals such as 35)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _ended_child(task: Task, error: str) -> _Child:

@@ -128,6 +128,20 @@ async def test_an_ended_worker_holds_its_slot_until_its_process_has_exited(
     assert await supervisor.room(1, within_s=PATIENCE_S)
 
 
+async def test_a_worker_killed_by_a_nameless_signal_fails_saying_so_and_frees_its_slot(
+    quiet: tuple[ProcessWorkerSupervisor, Changes],
+) -> None:
+    supervisor, changes = quiet
+    await supervisor.start(assigned("t1", "Steady"))
+    started = await changes.until("for the start", lambda s: s.started)
+    assert started.pid is not None
+    os.kill(started.pid, signal.SIGRTMIN + 1)  # a real-time signal: Python has no name for it
+    ended = await changes.until("for the outcome", lambda s: s.outcome is not None)
+    assert ended.outcome is Outcome.FAILED
+    assert ended.error == f"worker process killed by signal {signal.SIGRTMIN + 1}"
+    assert await supervisor.room(1, within_s=PATIENCE_S)
+
+
 async def test_an_outcome_is_a_change(quiet: tuple[ProcessWorkerSupervisor, Changes]) -> None:
     supervisor, changes = quiet
     await supervisor.start(assigned("t1", "Quick"))
