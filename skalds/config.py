@@ -242,6 +242,19 @@ class ControllerSettings(_Section):
     protect_reads: bool = False  # with an api_key: reads (and SSE, via ?apiKey=) need it too
     cors_origins: list[str] = Field(default_factory=list)  # exact origins; never "*" with credentials
     max_batch_tasks: Annotated[int, Field(gt=0, le=10_000)] = 1_000  # POST /api/tasks/batch, per request
+    # another dashboard bundle served at /dashboard instead of ours: a folder with index.html and assets/
+    # (upstream's prebuilt one works unmodified; docs/upstream.md)
+    dashboard_dir: Path | None = None
+
+    @field_validator("dashboard_dir")
+    @classmethod
+    def _a_bundle(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        folder = value.expanduser().resolve()
+        if not (folder / "index.html").is_file() or not (folder / "assets").is_dir():
+            raise ValueError(f"{value} is not a dashboard bundle: it needs index.html and assets/")
+        return folder
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ one ``publish_many``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from skalds.application.operator_log import log_task_change
@@ -39,10 +39,10 @@ async def write_changes(
     logger: logging.Logger,
     by: str,
     before: Sequence[Message] = (),
-    after: Sequence[Message] = (),
+    after: Callable[[set[str]], Sequence[Message]] | None = None,
 ) -> set[str]:
     """Store ``changes`` with one batched compare-and-set and publish ``before``, each won change's events
-    and follow-ups, then ``after``, in one batch. Returns the ids of the changes that lost."""
+    and follow-ups, then what ``after`` gives for the ids that lost, in one batch. Returns those ids."""
     lost = (
         set(await repository.update_many([(c.task, c.expected_version) for c in changes]))
         if changes
@@ -56,7 +56,8 @@ async def write_changes(
             log_task_change(logger, change.task, event, by=by)
         out.extend(change.events)
         out.extend(change.then)
-    out.extend(after)
+    if after is not None:
+        out.extend(after(lost))
     if out:
         await publisher.publish_many(out)
     return lost

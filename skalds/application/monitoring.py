@@ -156,7 +156,7 @@ class Monitor:
             logger=log,
             by="monitor",
             before=cycle.out,
-            after=cycle.beats.events(now),
+            after=lambda lost: cycle.beats.events(now, lost),
         )
         self._view.lost(lost)
         for change in changes:
@@ -211,6 +211,7 @@ class Monitor:
         new, task_events = _apply_all(task, steps, now) if steps else (task, [])
         if task_events:
             cycle.changes.append(Change(new, task.version, task_events))
+            cycle.beats.restate(task.id, new.lifecycle_status)  # a beat's frame tells the status it led to
         elif task.desired_state is not DesiredState.RUN or memory.wish is not None:
             self._nudge(task, memory, now, cycle.out)  # only a wish the worker has not met yet needs a nudge
 
@@ -393,8 +394,16 @@ class _Observations:
     def __init__(self) -> None:
         self.rows: list[tuple[str, int, float | None, str, TaskStatus]] = []
 
-    def events(self, now: int) -> list[ev.TaskHeartbeatsObserved]:
-        size, rows = HEARTBEATS_PER_EVENT, self.rows
+    def restate(self, task_id: str, status: TaskStatus) -> None:
+        """The status the cycle's change gives the task whose beat was observed last."""
+        if self.rows and self.rows[-1][0] == task_id:
+            self.rows[-1] = (*self.rows[-1][:4], status)
+
+    def events(self, now: int, lost: Collection[str]) -> list[ev.TaskHeartbeatsObserved]:
+        """The beats, but none of a task whose change lost its write: another writer changed it, so the status
+        the beat would carry may be one it never had; its next beat tells the status it has."""
+        size = HEARTBEATS_PER_EVENT
+        rows = [row for row in self.rows if row[0] not in lost] if lost else self.rows
         batches = []
         for start in range(0, len(rows), size):
             task_ids, sequences, progress, verdicts, statuses = zip(*rows[start : start + size], strict=True)

@@ -12,6 +12,7 @@ import skalds
 from skalds.config import (
     BackendSettings,
     ControllerMode,
+    ControllerSettings,
     NodeSettings,
     Settings,
     SettingsError,
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker", action="append", default=[], metavar="MODULE:CLASS", help="instead of the example workers"
     )
     up.add_argument("--no-examples", action="store_true", help="do not create the example tasks")
+    _add_dashboard_dir(up)
     _add_capacity(up, "default: node.capacity, the CPU count (plus the example tasks' two slots)")
     _add_log_format(up)
     for port, choices in BACKEND_OPTIONS.items():
@@ -112,9 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     controller.add_argument("--config", metavar="FILE", help="settings YAML; the environment overrides it")
     controller.add_argument("--host", help="default: controller.host (127.0.0.1)")
     controller.add_argument("--port", type=int, help="default: controller.port (8000)")
+    _add_dashboard_dir(controller)
     _add_log_format(controller)
     add_client_commands(commands)
     return parser
+
+
+_OPTION_OF = {"dashboard_dir": "upstream-dashboard"}  # settings field -> the option that sets it
+
+
+def _add_dashboard_dir(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--upstream-dashboard",
+        metavar="DIR",
+        dest="dashboard_dir",
+        help="serve this dashboard bundle (upstream's prebuilt one) at /dashboard instead of ours "
+        "(controller.dashboard_dir)",
+    )
 
 
 def _with_log_format(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -129,9 +145,25 @@ def _with_log_format(settings: Settings, args: argparse.Namespace) -> Settings:
 def _controller_settings(args: argparse.Namespace) -> Settings:
     settings = _with_log_format(load_settings(args.config), args)
     mode = getattr(args, "mode", None)  # ``up`` has none: it is always DISPATCHER
-    given = {"mode": mode and ControllerMode(mode), "host": args.host, "port": args.port}
+    given = {
+        "mode": mode and ControllerMode(mode),
+        "host": args.host,
+        "port": args.port,
+        "dashboard_dir": args.dashboard_dir,
+    }
     overrides = {key: value for key, value in given.items() if value}
-    return settings.model_copy(update={"controller": settings.controller.model_copy(update=overrides)})
+    if not overrides:
+        return settings
+    try:
+        controller = ControllerSettings.model_validate(settings.controller.model_dump() | overrides)
+    except PydanticValidationError as error:
+        raise SettingsError(
+            [
+                f"--{_OPTION_OF.get(str(e['loc'][0]), e['loc'][0])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
+            ]
+        ) from None
+    return settings.model_copy(update={"controller": controller})
 
 
 def _up_settings(args: argparse.Namespace) -> Settings:

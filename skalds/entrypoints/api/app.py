@@ -104,7 +104,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             SystemController,
             AlertController,
             EventController,
-            dashboard_router(),
+            dashboard_router(controller.dashboard_dir),
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -16,19 +16,21 @@ import asyncio
 import json
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from skalds.domain.events import DomainEvent
 from skalds.domain.ports import EventSubscriber
-from skalds.entrypoints.api.frames import Stream, frames_for
+from skalds.entrypoints.api.frames import OWN_EVENT_NAME, Framed, Stream, frames_for
 
 KEEP_ALIVE = b": keep-alive\n\n"
 FRAMES_PER_TURN = 250  # well under a client's mailbox, so a client that keeps up never overflows
 
 
-def sse_message(data: str, number: int | None = None) -> bytes:
-    """One SSE message; ``data`` is compact JSON, so it never holds a line break."""
+def sse_message(data: str, number: int | None = None, *, name: str | None = None) -> bytes:
+    """One SSE message; ``data`` is compact JSON, so it never holds a line break. A ``name`` makes it a named
+    event, which browsers give only to listeners of that name (never to ``onmessage``)."""
     head = f"id: {number}\n" if number is not None else ""
+    if name is not None:
+        head += f"event: {name}\n"
     return f"{head}data: {data}\n\n".encode()
 
 
@@ -46,8 +48,9 @@ class FeedClient:
     sent_since_tick: bool = False
     _waiter: asyncio.Future[None] | None = None
 
-    def wants(self, stream: Stream, frame: dict[str, Any]) -> bool:
-        if stream is not self.stream:
+    def wants(self, framed: Framed) -> bool:
+        frame = framed.frame
+        if framed.stream is not self.stream:
             return False
         if self.task_id is not None and frame.get("taskId") != self.task_id:
             return False
@@ -79,7 +82,7 @@ class FeedClient:
         if self.dropped:
             notice = json.dumps({"type": "frames_dropped", "data": {"count": self.dropped}})
             self.dropped = 0
-            batch = sse_message(notice) + batch
+            batch = sse_message(notice, name=OWN_EVENT_NAME) + batch
         self.sent_since_tick = True
         return batch
 
@@ -93,7 +96,7 @@ class EventFeed:
     client_capacity: int = 1_000
     replay: int = 5_000
     keep_alive_s: float = 15.0
-    recent: deque[tuple[int, Stream, dict[str, Any], bytes]] = field(init=False)
+    recent: deque[tuple[int, Framed, bytes]] = field(init=False)
     clients: set[FeedClient] = field(default_factory=set)
     counter: int = 0
     closed: bool = False
@@ -103,8 +106,8 @@ class EventFeed:
 
     def publish(self, event: DomainEvent) -> None:
         """Number, encode and offer each frame of the event (a batch event gives one frame per task)."""
-        for stream, frame in frames_for(event):
-            self._offer(stream, frame)
+        for framed in frames_for(event):
+            self._offer(framed)
 
     async def run(self, subscriber: EventSubscriber) -> None:
         """Feed clients from the event stream, and keep idle streams alive, until cancelled."""
@@ -112,20 +115,21 @@ class EventFeed:
         subscription = subscriber.events()
         try:
             async for event in subscription:
-                for count, (stream, frame) in enumerate(frames_for(event), start=1):
-                    self._offer(stream, frame)
+                for count, framed in enumerate(frames_for(event), start=1):
+                    self._offer(framed)
                     if count % FRAMES_PER_TURN == 0:
                         await asyncio.sleep(0)  # the clients' writers send what is waiting
         finally:
             keeping_alive.cancel()
             await asyncio.shield(subscription.close())
 
-    def _offer(self, stream: Stream, frame: dict[str, Any]) -> None:
+    def _offer(self, framed: Framed) -> None:
         self.counter += 1
-        message = sse_message(json.dumps(frame, separators=(",", ":")), self.counter)
-        self.recent.append((self.counter, stream, frame, message))
+        name = OWN_EVENT_NAME if framed.own else None
+        message = sse_message(json.dumps(framed.frame, separators=(",", ":")), self.counter, name=name)
+        self.recent.append((self.counter, framed, message))
         for client in self.clients:
-            if client.wants(stream, frame):
+            if client.wants(framed):
                 client.offer(message)
 
     def connect(
@@ -136,8 +140,8 @@ class EventFeed:
             client.close()
             return client
         if after is not None:
-            for number, kind, frame, message in self.recent:
-                if number > after and client.wants(kind, frame):
+            for number, framed, message in self.recent:
+                if number > after and client.wants(framed):
                     client.offer(message)
         self.clients.add(client)
         return client

@@ -1,18 +1,29 @@
-"""Domain events as upstream's SSE frames: ``{"type", "taskId"|"skaldId", "data", "timestamp"}``.
+"""Domain events as SSE frames: ``{"type", "taskId"|"skaldId", "data", "timestamp"}``.
 
-Upstream had ``task_heartbeat``, ``task_error``, ``task_exception``, ``skald_status`` and ``skald_heartbeat``
-and never sent a status-only change; we add ``task_status`` (every lifecycle change) and ``alert`` frames.
-The dashboard reads ``data.lifecycleStatus``, ``data.heartbeat``, ``data.error``, ``data.exception``,
-``data.status`` and ``data.tasks``; they are all here. A batch event (``TaskHeartbeatsObserved``) becomes one
-frame per task, exactly as its per-task events would, so the SSE contract does not know batches exist.
+Two kinds of frame share each stream. Upstream's kinds (``task_heartbeat``, ``task_error``,
+``task_exception``, ``skald_status``, ``skald_heartbeat``) go out as unnamed SSE messages with upstream's
+meaning in every field upstream's dashboard reads: ``data.heartbeat`` is upstream's code (0-199 alive, 200
+finished, -1 failed, -2 cancelled) and ``data.lifecycleStatus`` the status after the change. Upstream's page
+takes a task's status from the newest such frame and keeps it over what REST says, so every lifecycle change
+is also sent as a ``task_heartbeat`` (marked with ``data.change``). Our own kinds (``task_status``,
+``task_verdict``, ``task_pause_not_honoured``, ``alert_raised``, ``alert_resolved``, ``frames_dropped``) go
+out as SSE messages named ``skalds`` (``event: skalds``): a browser hands those only to listeners of that
+name, so upstream's page (``onmessage``) never sees a frame it would misread. docs/upstream.md has the table.
+
+A batch event (``TaskHeartbeatsObserved``) becomes one frame per task, exactly as its per-task events would,
+so the SSE contract does not know batches exist.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from skalds.domain import events as ev
+from skalds.domain.upstream_codes import code_for_status
+
+OWN_EVENT_NAME = "skalds"
 
 
 class Stream(StrEnum):
@@ -20,55 +31,80 @@ class Stream(StrEnum):
     SKALDS = "skalds"
 
 
-Framed = tuple[Stream, dict[str, Any]]
+@dataclass(frozen=True, slots=True)
+class Framed:
+    """One frame, the stream it belongs to, and whether it is one of our kinds (sent as ``event: skalds``)."""
+
+    stream: Stream
+    frame: dict[str, Any]
+    own: bool = False
 
 
 def frames_for(event: ev.DomainEvent) -> list[Framed]:
-    """Each frame an event becomes, with its stream, in order; none for events live views do not show."""
+    """Each frame an event becomes, in order; none for events live views do not show."""
     if isinstance(event, ev.TaskHeartbeatsObserved):
         return [framed for single in event.each() for framed in frames_for(single)]
+    return _frames(event)
+
+
+def _frames(event: ev.DomainEvent) -> list[Framed]:
+    if isinstance(event, ev.TaskEvent):
+        return _lifecycle_frames(event)
     framed = _frame(event)
     return [] if framed is None else [framed]
+
+
+def _lifecycle_frames(event: ev.TaskEvent) -> list[Framed]:
+    """A lifecycle change: upstream's ``task_exception`` when it is a failure, upstream's ``task_heartbeat``
+    with the new status and its code, and our ``task_status`` with the whole change."""
+    status = event.to_status.value
+    out: list[Framed] = []
+    if isinstance(event, ev.TaskFailed):
+        data: dict[str, Any] = {
+            "exception": event.error,
+            "lifecycleStatus": status,
+            "attemptsLeft": event.attempts_left,
+        }
+        out.append(Framed(Stream.TASKS, _task("task_exception", event.task_id, data, event.at)))
+    change = type(event).__name__
+    beat = {"heartbeat": code_for_status(event.to_status), "lifecycleStatus": status, "change": change}
+    out.append(Framed(Stream.TASKS, _task("task_heartbeat", event.task_id, beat, event.at)))
+    data = {
+        "lifecycleStatus": status,
+        "previousStatus": event.from_status.value if event.from_status else None,
+        "desiredState": event.desired_state.value,
+        "version": event.version,
+        "change": change,
+    }
+    executor = getattr(event, "executor", None)
+    if executor is not None:
+        data["executor"] = executor
+    if isinstance(event, ev.TaskFailed):
+        data |= {"exception": event.error, "attemptsLeft": event.attempts_left}
+    out.append(Framed(Stream.TASKS, _task("task_status", event.task_id, data, event.at), own=True))
+    return out
 
 
 def _frame(event: ev.DomainEvent) -> Framed | None:
     match event:
         case ev.TaskHeartbeatObserved():
             data: dict[str, Any] = {
-                "heartbeat": event.sequence % 200,
+                "heartbeat": code_for_status(event.status, event.sequence),
                 "lifecycleStatus": event.status.value,
                 "progress": event.progress,
                 "verdict": event.verdict,
             }
-            return Stream.TASKS, _task("task_heartbeat", event.task_id, data, event.at)
+            return Framed(Stream.TASKS, _task("task_heartbeat", event.task_id, data, event.at))
         case ev.TaskErrorReported():
             data = {"error": event.error, "lifecycleStatus": event.status.value}
-            return Stream.TASKS, _task("task_error", event.task_id, data, event.at)
-        case ev.TaskFailed():
-            data = {
-                "exception": event.error,
-                "lifecycleStatus": event.to_status.value,
-                "attemptsLeft": event.attempts_left,
-            }
-            return Stream.TASKS, _task("task_exception", event.task_id, data, event.at)
-        case ev.TaskEvent():
-            data = {
-                "lifecycleStatus": event.to_status.value,
-                "previousStatus": event.from_status.value if event.from_status else None,
-                "desiredState": event.desired_state.value,
-                "version": event.version,
-                "change": type(event).__name__,
-            }
-            executor = getattr(event, "executor", None)
-            if executor is not None:
-                data["executor"] = executor
-            return Stream.TASKS, _task("task_status", event.task_id, data, event.at)
+            return Framed(Stream.TASKS, _task("task_error", event.task_id, data, event.at))
         case ev.TaskVerdictChanged():
             data = {"verdict": event.verdict, "previous": event.previous}
-            return Stream.TASKS, _task("task_verdict", event.task_id, data, event.at)
+            return Framed(Stream.TASKS, _task("task_verdict", event.task_id, data, event.at), own=True)
         case ev.TaskPauseNotHonoured():
             data = {"requestedForMs": event.requested_for_ms}
-            return Stream.TASKS, _task("task_pause_not_honoured", event.task_id, data, event.at)
+            frame = _task("task_pause_not_honoured", event.task_id, data, event.at)
+            return Framed(Stream.TASKS, frame, own=True)
         case ev.NodeHeartbeatObserved():
             data = {
                 "heartbeat": 0,
@@ -76,17 +112,16 @@ def _frame(event: ev.DomainEvent) -> Framed | None:
                 "health": event.health,
                 "tasks": list(event.tasks),
             }
-            return Stream.SKALDS, _skald("skald_heartbeat", event.node_id, data, event.at)
+            return Framed(Stream.SKALDS, _skald("skald_heartbeat", event.node_id, data, event.at))
         case ev.NodeCameOnline():
-            return Stream.SKALDS, _skald(
-                "skald_status", event.node_id, {"status": "online", "health": "online"}, event.at
-            )
+            data = {"status": "online", "health": "online"}
+            return Framed(Stream.SKALDS, _skald("skald_status", event.node_id, data, event.at))
         case ev.NodeWentSuspect():
             data = {"status": "offline", "health": "suspect", "silentForMs": event.silent_for_ms}
-            return Stream.SKALDS, _skald("skald_status", event.node_id, data, event.at)
+            return Framed(Stream.SKALDS, _skald("skald_status", event.node_id, data, event.at))
         case ev.NodeWentOffline():
             data = {"status": "offline", "health": "offline", "silentForMs": event.silent_for_ms}
-            return Stream.SKALDS, _skald("skald_status", event.node_id, data, event.at)
+            return Framed(Stream.SKALDS, _skald("skald_status", event.node_id, data, event.at))
         case ev.AlertRaised():
             data = {
                 "alertId": event.alert_id,
@@ -94,20 +129,12 @@ def _frame(event: ev.DomainEvent) -> Framed | None:
                 "severity": event.severity,
                 "message": event.message,
             }
-            return Stream.TASKS, {
-                "type": "alert_raised",
-                "subject": event.subject,
-                "data": data,
-                "timestamp": event.at,
-            }
+            frame = {"type": "alert_raised", "subject": event.subject, "data": data, "timestamp": event.at}
+            return Framed(Stream.TASKS, frame, own=True)
         case ev.AlertResolved():
             data = {"alertId": event.alert_id, "rule": event.rule}
-            return Stream.TASKS, {
-                "type": "alert_resolved",
-                "subject": event.subject,
-                "data": data,
-                "timestamp": event.at,
-            }
+            frame = {"type": "alert_resolved", "subject": event.subject, "data": data, "timestamp": event.at}
+            return Framed(Stream.TASKS, frame, own=True)
     return None
 
 

@@ -117,7 +117,9 @@ class SystemController(Controller):
     @get("/activity")
     async def recent_activity(self, services: Injected, limit: FromQuery[int] = 50) -> dict[str, Any]:
         recent = services.activity.recent(min(max(limit, 1), 500))
-        return {"items": [frame for event in recent for _, frame in frames_for(event)]}
+        # what happened, once each: not upstream's copy of a change (a task_heartbeat with ``change``)
+        frames = [framed.frame for event in recent for framed in frames_for(event)]
+        return {"items": [f for f in frames if not (f["type"] == "task_heartbeat" and "change" in f["data"])]}
 
 
 class AlertController(Controller):

@@ -3,6 +3,10 @@
 ``/dashboard`` and every ``/dashboard/*`` path that is not an asset answer ``index.html`` (the page routes
 on the client, as upstream's did); assets live under ``/dashboard/assets/``. ``/`` redirects here. None of
 it is in the OpenAPI schema: it is a client of the API, not part of it.
+
+``controller.dashboard_dir`` serves another bundle laid out the same way instead of ours: upstream's prebuilt
+dashboard (``skalds/system_controller/static/dashboard/`` of its wheel) works unmodified, so a team moving
+from upstream can keep the page it knows (docs/upstream.md).
 """
 
 from __future__ import annotations
@@ -11,12 +15,11 @@ from pathlib import Path
 
 from litestar import MediaType, Router, get
 from litestar.datastructures import CacheControlHeader
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import File, Redirect
 from litestar.static_files import create_static_files_router
 
 STATIC = Path(__file__).parent / "static"
-INDEX = STATIC / "index.html"
-ASSETS = STATIC / "assets"
 REVALIDATE = CacheControlHeader(no_cache=True)
 """Asset names carry no content hash, so browsers revalidate (cheap: ETag / Last-Modified) on every load
 and an upgraded package is never shown with yesterday's JavaScript."""
@@ -27,19 +30,25 @@ async def root() -> Redirect:
     return Redirect(path="/dashboard")
 
 
-@get(["/dashboard", "/dashboard/{page:path}"], include_in_schema=False, cache_control=REVALIDATE)
-async def dashboard_page() -> File:
-    """The single page for every client route (``/dashboard/tasks/<id>`` reloads to the same page)."""
-    return File(INDEX, media_type=MediaType.HTML, content_disposition_type="inline")
+def _page(index: Path) -> HTTPRouteHandler:
+    @get(["/dashboard", "/dashboard/{page:path}"], include_in_schema=False, cache_control=REVALIDATE)
+    async def dashboard_page() -> File:
+        """The single page for every client route (``/dashboard/tasks/<id>`` reloads to the same page)."""
+        return File(index, media_type=MediaType.HTML, content_disposition_type="inline")
+
+    return dashboard_page
 
 
-def dashboard_router() -> Router:
-    """The dashboard's routes, for ``create_app``'s ``route_handlers``."""
+def dashboard_router(bundle: Path | None = None) -> Router:
+    """The dashboard's routes, for ``create_app``'s ``route_handlers``: ours, or the bundle in ``bundle``
+    (a folder with ``index.html`` and ``assets/``, checked by the settings)."""
+    folder = bundle or STATIC
     assets = create_static_files_router(
         path="/dashboard/assets",
-        directories=[ASSETS],
+        directories=[folder / "assets"],
         name="dashboard-assets",
         cache_control=REVALIDATE,
         include_in_schema=False,
     )
-    return Router(path="/", route_handlers=[root, dashboard_page, assets], include_in_schema=False)
+    page = _page(folder / "index.html")
+    return Router(path="/", route_handlers=[root, page, assets], include_in_schema=False)

@@ -14,8 +14,8 @@ import httpx
 
 
 class LiveFeed:
-    """Follows ``/api/events/tasks`` in a thread; keeps each task_status / task_exception frame with its
-    arrival time (``time.time()``) and the latest status and executor of every task. Reconnects with
+    """Follows ``/api/events/tasks`` in a thread; keeps each task_status frame (every lifecycle change)
+    with its arrival time (``time.time()``) and the latest status and executor of every task. Reconnects with
     ``Last-Event-ID`` so nothing is lost across a dropped connection."""
 
     def __init__(self, url: str) -> None:
@@ -88,7 +88,7 @@ class LiveFeed:
         if kind == "frames_dropped":
             self.dropped += 1
             return
-        if kind not in {"task_status", "task_exception"}:
+        if kind != "task_status":
             return
         data = frame.get("data") or {}
         with self._lock:

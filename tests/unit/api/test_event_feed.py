@@ -14,12 +14,25 @@ from tests.contracts.event_bus import created, heartbeats
 
 def messages(batch: bytes) -> list[dict[str, object]]:
     """The JSON data of every message in a batch, keep-alive comments left out."""
+    return [data for _, data in named_messages(batch)]
+
+
+def named_messages(batch: bytes) -> list[tuple[str | None, dict[str, object]]]:
+    """Each message's SSE event name (None for an unnamed one) and JSON data."""
     found = []
     for message in batch.decode().split("\n\n"):
+        name = None
         for line in message.splitlines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
             if line.startswith("data: "):
-                found.append(json.loads(line.removeprefix("data: ")))
+                found.append((name, json.loads(line.removeprefix("data: "))))
     return found
+
+
+def beat(task_id: str) -> DomainEvent:
+    """An event that becomes exactly one frame (a task's heartbeat)."""
+    return next(iter(heartbeats(task_id).each()))
 
 
 async def test_each_frame_is_encoded_once_numbered_and_sent_to_the_clients_that_want_it() -> None:
@@ -27,13 +40,29 @@ async def test_each_frame_is_encoded_once_numbered_and_sent_to_the_clients_that_
     everyone = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
     only_t2 = feed.connect(Stream.TASKS, task_id="t2", node_id=None, after=None)
     nodes = feed.connect(Stream.SKALDS, task_id=None, node_id=None, after=None)
-    feed.publish(created("t1"))
-    feed.publish(created("t2"))
+    feed.publish(beat("t1"))
+    feed.publish(beat("t2"))
     assert [m["taskId"] for m in messages(await everyone.next_batch())] == ["t1", "t2"]
     assert [m["taskId"] for m in messages(await only_t2.next_batch())] == ["t2"]
     assert not nodes.pending
     assert everyone.pending == only_t2.pending  # both drained
-    assert feed.recent[1][3].startswith(b"id: 2\n")
+    assert feed.recent[1][2].startswith(b"id: 2\n")
+
+
+async def test_a_change_goes_out_as_upstreams_unnamed_heartbeat_and_as_our_named_task_status() -> None:
+    """Upstream's page reads unnamed messages only, and takes a task's status from the newest one."""
+    feed = EventFeed()
+    client = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    feed.publish(created("t1"))
+    [(upstream_name, upstream), (own_name, own)] = named_messages(await client.next_batch())
+    assert upstream_name is None and own_name == "skalds"
+    assert upstream == {
+        "type": "task_heartbeat",
+        "taskId": "t1",
+        "data": {"heartbeat": 0, "lifecycleStatus": "Created", "change": "TaskCreated"},
+        "timestamp": 1,
+    }
+    assert own["type"] == "task_status" and own["data"]["change"] == "TaskCreated"  # type: ignore[index]
 
 
 def fed(*events: DomainEvent) -> EventFeed:
@@ -50,7 +79,7 @@ async def test_a_heartbeat_batch_gives_each_client_the_frames_its_single_events_
     batch = heartbeats("t1", "t2", "t3", at=9)
     batched, single = fed(created("t0"), batch), fed(created("t0"), *batch.each())
     assert [message for *_, message in batched.recent] == [message for *_, message in single.recent]
-    assert len(batched.recent) == 4 and batched.counter == single.counter == 4
+    assert len(batched.recent) == 5 and batched.counter == single.counter == 5
     got = {client.task_id: b"".join(client.pending) for client in batched.clients}
     want = {client.task_id: b"".join(client.pending) for client in single.clients}
     assert got == want
@@ -75,18 +104,19 @@ async def test_a_slow_client_loses_its_oldest_frames_is_told_how_many_and_others
     fast = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
     received: list[str] = []
     for i in range(5):
-        feed.publish(created(f"t{i}"))
+        feed.publish(beat(f"t{i}"))
         received += [str(m["taskId"]) for m in messages(await fast.next_batch())]
-    got = messages(await slow.next_batch())
+    named = named_messages(await slow.next_batch())
+    got = [data for _, data in named]
     assert received == ["t0", "t1", "t2", "t3", "t4"]
-    assert got[0] == {"type": "frames_dropped", "data": {"count": 2}}
+    assert named[0] == ("skalds", {"type": "frames_dropped", "data": {"count": 2}})  # ours, so named
     assert [m["taskId"] for m in got[1:]] == ["t2", "t3", "t4"]
 
 
 async def test_a_reconnecting_client_gets_what_it_missed_after_its_last_event_id() -> None:
     feed = EventFeed()
     for i in range(4):
-        feed.publish(created(f"t{i}"))
+        feed.publish(beat(f"t{i}"))
     back = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=2)
     assert [m["taskId"] for m in messages(await back.next_batch())] == ["t2", "t3"]
 
@@ -99,7 +129,7 @@ async def test_events_from_the_bus_reach_clients_and_only_idle_ones_get_a_keep_a
     running = asyncio.create_task(feed.run(bus))
     try:
         await asyncio.sleep(0.01)
-        await bus.publish(created("t1"))
+        await bus.publish(beat("t1"))
         assert [m["taskId"] for m in messages(await asyncio.wait_for(busy.next_batch(), 1))] == ["t1"]
         assert await asyncio.wait_for(idle.next_batch(), 1) == KEEP_ALIVE
         assert not busy.pending  # it was sent a frame in that tick
@@ -123,12 +153,12 @@ async def test_a_client_that_keeps_up_gets_every_frame_of_a_batch_far_larger_tha
     try:
         await asyncio.sleep(0.01)
         await bus.publish(heartbeats(*(f"t{i}" for i in range(10_000))))
-        await bus.publish(created("after"))
+        await bus.publish(beat("after"))
         await asyncio.wait_for(read(), 5)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-    assert [m["type"] for m in received].count("task_heartbeat") == 10_000
+    assert [m["taskId"] for m in received].count("after") == 1 and len(received) == 10_001
     assert "frames_dropped" not in {m["type"] for m in received}
     assert received[-1]["taskId"] == "after"
 

@@ -108,7 +108,11 @@ async def test_a_status_change_reaches_a_connected_client_without_polling(served
         assert hello == {"type": "connection", "message": "Connected to Skalds Task events"}
         await http.post("/api/tasks", json={"className": CLASS, "id": "t1"})
         await served.system.cycle()
-        frames = await read_frames(lines, 8, until=lambda f: f["data"].get("lifecycleStatus") == "Running")
+
+        def running(frame: dict[str, Any]) -> bool:
+            return frame["type"] == "task_status" and frame["data"]["lifecycleStatus"] == "Running"
+
+        frames = await read_frames(lines, 12, until=running)
     statuses = [f["data"]["lifecycleStatus"] for f in frames if f["type"] == "task_status"]
     assert statuses == ["Created", "Assigning", "Running"]
     assert all(f["taskId"] == "t1" and isinstance(f["timestamp"], int) for f in frames)
@@ -137,9 +141,9 @@ async def test_a_reconnecting_client_resumes_after_its_last_event_id(served: Ser
         await http.post("/api/tasks/t1/cancel")
         await asyncio.sleep(0.05)
         async with http.stream("GET", "/api/events/tasks", headers={"Last-Event-ID": "1"}) as response:
-            frames = await read_frames(response.aiter_lines(), 2)
+            frames = await read_frames(response.aiter_lines(), 4)
         status = (await http.get("/api/events/status")).json()
-    assert frames[1]["data"]["lifecycleStatus"] == "Cancelled"
+    assert [f["data"]["lifecycleStatus"] for f in frames[1:]] == ["Created", "Cancelled", "Cancelled"]
     assert status["status"] == "active" and status["lastEventId"] >= 2
 
 

@@ -158,3 +158,31 @@ async def test_a_worker_that_ignores_pause_is_reported_not_left_silently_running
     ignored = [e for e in await drain(events) if isinstance(e, ev.TaskPauseNotHonoured)]
     assert [e.task_id for e in ignored] == [task.id]
     assert ignored[0].requested_for_ms >= 5_000
+
+
+async def test_no_heartbeat_event_carries_a_status_older_than_the_change_published_before_it(
+    system: System,
+) -> None:
+    """Live views (upstream's page above all) take a task's status from its newest frame, so a beat judged
+    in the same cycle as a change must carry the status that change led to, never the one it left."""
+    events = system.services.subscriber.events()
+    await system.add_node("n1")
+    task = await system.services.tasks.create(TaskDraft(class_name=CLASS))
+    for step in range(6):
+        system.workers.control(task.id).progress = 10 * step
+        if step == 2:
+            await system.services.tasks.pause(task.id)
+        if step == 3:
+            await system.services.tasks.resume(task.id)
+        if step == 5:
+            system.workers.control(task.id).finish = True
+        await system.cycle()
+    announced: TaskStatus | None = None
+    beats = 0
+    for event in await drain(events):
+        if isinstance(event, ev.TaskEvent) and event.task_id == task.id:
+            announced = event.to_status
+        for beat in event.each() if isinstance(event, ev.TaskHeartbeatsObserved) else ():
+            beats += 1
+            assert beat.status is announced, f"a beat said {beat.status} after {announced} was announced"
+    assert beats >= 3 and announced is TaskStatus.FINISHED

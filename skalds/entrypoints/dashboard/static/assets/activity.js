@@ -6,6 +6,8 @@ import { clock, h, link, statusBadge, taskPath } from "./dom.js";
 const QUIET = new Set(["task_heartbeat", "skald_heartbeat"]);
 
 export function isActivity(frame) {
+  // a failure also comes as a task_exception, which carries the error: one line for it, not two
+  if (frame.type === "task_status" && frame.data?.change === "TaskFailed") return false;
   return !QUIET.has(frame.type);
 }
 

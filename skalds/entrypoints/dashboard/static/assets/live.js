@@ -4,6 +4,10 @@
 // server replays what was missed. When the server refuses a stream outright (the source is CLOSED, e.g. a
 // 401), we open a new one after a backoff. Either way, once a stream is open again, or the server says it
 // dropped frames for us, listeners get a "resync" and re-read their REST data once: frames are deltas.
+//
+// Frames of Skalds' own kinds (task_status, alerts, ...) arrive as SSE events named "skalds"; the unnamed
+// ones are upstream's kinds, kept readable for upstream's dashboard. A lifecycle change comes as both a
+// task_status and upstream's copy of it (a task_heartbeat with data.change): we take the task_status.
 
 import { apiKey } from "./api.js";
 
@@ -45,6 +49,7 @@ export class Live {
       if (resumed) this.emitResync(`${name} stream reconnected`);
     };
     source.onmessage = (message) => this.receive(name, message.data);
+    source.addEventListener("skalds", (message) => this.receive(name, message.data));
     source.onerror = () => {
       stream.troubled = true;
       if (source.readyState === EventSource.CLOSED) {
@@ -68,6 +73,7 @@ export class Live {
     }
     if (frame.type === "connection") return;
     if (frame.type === "frames_dropped") return this.emitResync(`${frame.data?.count} frames dropped`);
+    if (frame.type === "task_heartbeat" && frame.data?.change) return; // upstream's copy of a task_status
     this.framesSeen += 1;
     frame.stream = stream;
     for (const listener of this.frameListeners) listener(frame);
