@@ -90,6 +90,7 @@ class SkaldsUp:
     port: int
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,7 +102,7 @@ class SkaldsUp:
         env = {**os.environ, "SKALDS_MONITOR__INTERVAL_MS": "1000", **self.env}
         log = (self.workdir / "skalds-up.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "skalds", "up", "--port", str(self.port)],
+            [sys.executable, "-m", "skalds", "up", "--port", str(self.port), *self.args],
             cwd=self.workdir,
             env=env,
             stdout=log,
