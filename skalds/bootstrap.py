@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,7 +40,8 @@ from skalds.application.node_runtime import NodeIdentity, NodeRuntime
 from skalds.application.queries import ActivityLog, Queries
 from skalds.application.reconciling import ReconcileRules
 from skalds.application.tasks import TaskService
-from skalds.config import Settings, SettingsError
+from skalds.application.upstream_intake import UpstreamIntake
+from skalds.config import Settings, SettingsError, ignored_upstream_names
 from skalds.domain.alerts import AlertThresholds
 from skalds.domain.ports import (
     Clock,
@@ -48,8 +51,11 @@ from skalds.domain.ports import (
     LiveStateStore,
     NotificationChannel,
     TaskRepository,
+    UpstreamRequestSource,
     WorkerSupervisor,
 )
+
+log = logging.getLogger(__name__)
 
 AVAILABLE_BACKENDS: Mapping[str, frozenset[str]] = {
     "repository": frozenset({"memory", "mongo"}),
@@ -189,6 +195,7 @@ class Container(containers.DeclarativeContainer):
         subscriber=event_bus,
         resync_every_ms=providers.Callable(lambda s: s.monitor.resync_ms, settings),
     )
+    upstream_intake = providers.Singleton(UpstreamIntake, tasks, dispatcher)
     activity = providers.Singleton(ActivityLog)
     queries = providers.Singleton(Queries, repository, live_state, clock, heartbeat_policy, activity)
     alerts = providers.Singleton(
@@ -214,10 +221,12 @@ class Services:
     live_state: LiveStateStore
     publisher: EventPublisher
     subscriber: EventSubscriber
+    upstream_requests: UpstreamRequestSource
     catalog: PydanticWorkerCatalog
     notification_channels: list[NotificationChannel]
     tasks: TaskService
     dispatcher: Dispatcher
+    upstream_intake: UpstreamIntake
     monitor: Monitor
     queries: Queries
     activity: ActivityLog
@@ -251,10 +260,12 @@ async def start(container: Container) -> Services:
         live_state=await _resolved(container.live_state()),
         publisher=bus,
         subscriber=bus,
+        upstream_requests=bus,
         catalog=await _resolved(container.catalog()),
         notification_channels=await _resolved(container.notification_channels()),
         tasks=await _resolved(container.tasks()),
         dispatcher=await _resolved(container.dispatcher()),
+        upstream_intake=await _resolved(container.upstream_intake()),
         monitor=await _resolved(container.monitor()),
         queries=await _resolved(container.queries()),
         activity=await _resolved(container.activity()),
@@ -281,8 +292,11 @@ def tune_garbage_collector() -> None:
 
 
 def configure_logging(settings: Settings, name: str) -> None:
-    """This process's logging from ``settings.logging``; ``name`` names its log file when there is one."""
+    """This process's logging from ``settings.logging``; ``name`` names its log file when there is one.
+    Upstream's environment names that set nothing here are logged as warnings (docs/upstream.md)."""
     configure_logs(settings.logging.setup(), name)
+    for line in ignored_upstream_names(os.environ):
+        log.warning(line)
 
 
 def build_process_node(

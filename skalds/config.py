@@ -445,7 +445,18 @@ _UPSTREAM: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("DISPATCHER_INTERVAL", ("dispatch", "interval_ms"), _ms),
     ("DISPATCHER_STRATEGY", ("dispatch", "strategy"), str),
     ("TASK_WORKER_RETRY", ("dispatch", "default_max_attempts"), _attempts),
+    ("DASHBOARD_STATIC_PATH", ("controller", "dashboard_dir"), str),  # upstream documented, never read
 )
+UPSTREAM_IGNORED: Mapping[str, str] = MappingProxyType(
+    {
+        "SKALD_ENV": "it only chose whether a 500 showed its detail; Skalds never answers a 500 with one",
+        "REDIS_SYNC_PERIOD": "nodes report their workers every monitor.heartbeat_period_ms",
+        "MONITOR_SKALD_INTERVAL": "nodes are judged in every monitor cycle (monitor.interval_ms)",
+        "UVICORN_WORKERS": "a controller is one API process: run more controllers behind a proxy",
+        "WEB_CONCURRENCY": "a controller is one API process: run more controllers behind a proxy",
+    }
+)
+"""Upstream's names that set nothing here, and why: each one set at start-up is logged as a warning."""
 _HOST_PORT: tuple[tuple[str, str, str, Loc, str], ...] = (
     ("REDIS_HOST", "REDIS_PORT", "6379", ("redis", "url"), "redis://{}:{}/0"),
     ("KAFKA_HOST", "KAFKA_PORT", "9092", ("kafka", "bootstrap_servers"), "{}:{}"),
@@ -543,6 +554,15 @@ def _problem(error: Any, sources: Sources) -> str:
     if _SECRETS.intersection(loc) or isinstance(shown, dict):
         return f"{name}: {message}"
     return f"{name}={shown!r}: {message}"
+
+
+def ignored_upstream_names(env: Mapping[str, str]) -> list[str]:
+    """A line for each of upstream's names in ``env`` that has no effect here, saying why."""
+    return [
+        f"{name} is set but has no effect in Skalds: {why}"
+        for name, why in UPSTREAM_IGNORED.items()
+        if env.get(name)
+    ]
 
 
 def load_settings(

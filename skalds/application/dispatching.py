@@ -128,10 +128,18 @@ class Dispatcher:
         self._pending_reasons: Mapping[str, str] = MappingProxyType({})
         self.counters = DispatcherCounters()
         self.full = False  # the last cycle found no free slot on any node
+        self._wake: asyncio.Event | None = None  # set while ``run`` runs
 
     def pending_reason(self, task_id: str) -> str | None:
         """Why a queued task was not assigned in the last cycle, for the API."""
         return self._pending_reasons.get(task_id)
+
+    def consider(self, task_ids: Sequence[str]) -> None:
+        """Tasks someone asks to have dispatched now (an upstream client's ``task.assign``), which may
+        have been written without an event: read them before the next cycle, and start it at once."""
+        self._queue.lost(task_ids)
+        if self._wake is not None:
+            self._wake.set()
 
     async def dispatch_once(self) -> DispatchReport:
         """Assign every queued task that fits. The queue and the slot loads come from views kept current
@@ -195,7 +203,7 @@ class Dispatcher:
 
     async def run(self, subscriber: EventSubscriber, *, interval_s: float) -> None:
         """Dispatch on every waking event and at least every ``interval_s``, until cancelled."""
-        wake = asyncio.Event()
+        wake = self._wake = asyncio.Event()
         self._queue, self._busy, self._retrying = self._views(fed=True)
         subscription = subscriber.events()
         loop = asyncio.get_running_loop()
@@ -247,6 +255,7 @@ class Dispatcher:
             await asyncio.gather(listener, return_exceptions=True)
             await subscription.close()
             self._queue, self._busy, self._retrying = self._views(fed=False)
+            self._wake = None
 
     def _views(self, *, fed: bool) -> tuple[TaskView, TaskView, TaskView]:
         """The queue, the tasks holding slots and the failed tasks waiting for a retry: read in full

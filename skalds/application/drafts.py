@@ -34,7 +34,8 @@ def checked_attachments(
     if not isinstance(attachments, Mapping):
         raise ValidationError("attachments", f"must be a JSON object, got {type(attachments).__name__}")
     try:
-        size = len(json.dumps(attachments, separators=(",", ":"), allow_nan=False))
+        # dict(): a stored task's attachments are a read-only view of one
+        size = len(json.dumps(dict(attachments), separators=(",", ":"), allow_nan=False))
     except (TypeError, ValueError) as error:
         raise ValidationError("attachments", f"must be JSON-serialisable: {error}") from error
     if size > MAX_ATTACHMENTS_BYTES:

@@ -72,7 +72,11 @@ def node_refusal(node: Node, now: int, policy: HeartbeatPolicy, thresholds: Reso
 
 
 def task_refusal(task: Task, node: Node) -> str | None:
-    """Why ``node`` cannot run ``task`` whatever its load, or None when it can."""
+    """Why ``node`` cannot run ``task`` whatever its load, or None when it can. A queued task that names
+    an executor waits for that node: only upstream's clients write one before dispatch (our queued tasks
+    never hold one), and upstream ran such a task on that node only."""
+    if task.executor is not None and task.executor != node.id:
+        return f"not {task.executor!r}, the executor the task names"
     if task.class_name not in node.supported_classes:
         return f"without class {task.class_name!r}"
     for key, value in task.required_labels.items():
@@ -139,7 +143,7 @@ def assign_batch(
             refused_nodes[refusal] += 1
     load = {nid: (loads or {}).get(nid, len(n.current_tasks)) for nid, n in node_by_id.items()}
     limit = {nid: n.capacity for nid, n in node_by_id.items()}
-    groups: dict[tuple[str, tuple[tuple[str, str], ...]], _Candidates] = {}
+    groups: dict[tuple[str, tuple[tuple[str, str], ...], str | None], _Candidates] = {}
     assignments: list[Assignment] = []
     pending: dict[str, str] = {}
 
@@ -147,7 +151,7 @@ def assign_batch(
         if not is_dispatchable(task):
             pending[task.id] = f"not dispatchable ({task.mode.value}, {task.lifecycle_status.value})"
             continue
-        key = (task.class_name, tuple(sorted(task.required_labels.items())))
+        key = (task.class_name, tuple(sorted(task.required_labels.items())), task.executor)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _candidates_for(task, node_by_id.values())

@@ -17,6 +17,7 @@ from skalds.domain.events import DomainEvent
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import Node
 from skalds.domain.task import Task, TaskMode, TaskStatus
+from skalds.domain.upstream_requests import UpstreamRequest
 from skalds.domain.workers import WorkerState
 
 
@@ -195,6 +196,14 @@ class EventSubscriber(Protocol):
 
     def commands(self, node_id: str) -> CommandSubscription:
         """Commands addressed to ``node_id`` only."""
+        ...
+
+
+class UpstreamRequestSource(Protocol):
+    """Requests upstream's clients send in upstream's form, for the control plane to act on."""
+
+    def upstream_requests(self) -> Subscription[UpstreamRequest]:
+        """Each request once per control plane (several dispatchers would share them); at least once."""
         ...
 
 

@@ -2,7 +2,8 @@
 
 The group reads the five command topics from the earliest offset the first time and from its committed
 offsets afterwards, so commands sent while the node was away wait for it. Commands for other nodes are
-skipped, malformed ones parked; both count as handled. AT-LEAST-ONCE: a message's offset is committed only
+skipped, and so are upstream-form messages (the controller's upstream intake acts on those); malformed
+ones are parked; all count as handled. AT-LEAST-ONCE: a message's offset is committed only
 once it is handled, that is when the reader asks for the next message (or the next batch, reading with
 ``batches``), or closes the subscription after it was yielded, unless the task that read it was cancelled
 or failed (it crashed while handling it, so the node's next subscription gets it again). Node handlers are
@@ -24,7 +25,7 @@ from confluent_kafka import Message
 from skalds.adapters.kafka.consumer import ConsumerThread
 from skalds.adapters.kafka.dead_letters import DeadLetters
 from skalds.adapters.kafka.mailbox import Mailbox
-from skalds.adapters.kafka.messages import WireCodec
+from skalds.adapters.kafka.messages import UpstreamFormError, WireCodec
 from skalds.adapters.kafka.topics import Topics
 from skalds.domain.commands import NodeCommand
 from skalds.domain.errors import BackendUnavailableError, ValidationError
@@ -122,6 +123,10 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             expected = self._topics.for_command(command)
             if expected != message.topic():
                 raise ValidationError("title", f"a {type(command).__name__} belongs on {expected}")
+        except UpstreamFormError:  # a request for the controller's upstream intake, which acts on it
+            if mark:
+                self._mark(message)
+            return None
         except ValidationError as error:
             parking = self._dead_letters.park(message, str(error))
             await asyncio.shield(parking)  # a reader cancelled meanwhile does not stop the parking

@@ -27,13 +27,14 @@ from skalds.adapters.kafka.events import EventFanOut, KafkaEventSubscription
 from skalds.adapters.kafka.messages import WireCodec
 from skalds.adapters.kafka.producer import DeliveringProducer
 from skalds.adapters.kafka.topics import Topics, ensure_topics, event_key
+from skalds.adapters.kafka.upstream_intake import KafkaUpstreamRequests
 from skalds.domain.commands import NodeCommand, UpdateTaskAttachments
 from skalds.domain.errors import BackendUnavailableError
 from skalds.domain.events import DomainEvent
-from skalds.domain.ports import EventPublisher, EventSubscriber
+from skalds.domain.ports import EventPublisher, EventSubscriber, UpstreamRequestSource
 
 
-class KafkaEventBus(EventPublisher, EventSubscriber):
+class KafkaEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
     def __init__(
         self,
         *,
@@ -78,6 +79,7 @@ class KafkaEventBus(EventPublisher, EventSubscriber):
         self._fan_out: EventFanOut | None = None
         self._dead_letters: DeadLetters | None = None
         self._command_subscriptions: dict[KafkaCommandSubscription, None] = {}
+        self._upstream_subscriptions: dict[KafkaUpstreamRequests, None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -127,6 +129,7 @@ class KafkaEventBus(EventPublisher, EventSubscriber):
             return
         self._closed = True
         await asyncio.gather(*(s.close() for s in list(self._command_subscriptions)))
+        await asyncio.gather(*(s.close() for s in list(self._upstream_subscriptions)))
         if self._fan_out is not None:
             await self._fan_out.close(self._timeout_s)
         if self._producer is not None:
@@ -182,6 +185,20 @@ class KafkaEventBus(EventPublisher, EventSubscriber):
     def events(self) -> KafkaEventSubscription:
         _, fan_out = self._running()
         return fan_out.subscribe()
+
+    def upstream_requests(self) -> KafkaUpstreamRequests:
+        self._running()
+        assert self._loop is not None
+        subscription = KafkaUpstreamRequests(
+            self._clients.command_consumer(f"{self._group_prefix}.upstream-intake"),
+            topics=self._topics,
+            codec=self._codec,
+            on_close=lambda s: self._upstream_subscriptions.pop(s, None),
+            close_timeout_s=self._timeout_s,
+        )
+        self._upstream_subscriptions[subscription] = None
+        subscription.open(self._loop)
+        return subscription
 
     def commands(self, node_id: str) -> KafkaCommandSubscription:
         self._running()

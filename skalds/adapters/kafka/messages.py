@@ -32,11 +32,18 @@ from skalds.adapters.codecs import (
 from skalds.domain.commands import NodeCommand, UpdateTaskAttachments
 from skalds.domain.errors import ValidationError
 from skalds.domain.events import DomainEvent
+from skalds.domain.upstream_requests import UpstreamRequest, UpstreamRequestKind
 
 UPSTREAM_FORM = (
-    "an upstream-form TaskEvent (no 'recipient' and 'skalds' fields): Skalds nodes obey only commands "
-    "from the Skalds control plane; create and change tasks with the HTTP API (POST /api/tasks) instead"
+    "an upstream-form TaskEvent (no 'recipient' and 'skalds' fields): a request for the control plane's "
+    "upstream intake (docs/upstream.md), not a command a node obeys"
 )
+
+
+class UpstreamFormError(ValidationError):
+    """A command topic's message in upstream's form: the controller's intake acts on it, nodes skip it."""
+
+
 _ENVELOPE_WIRE_NAMES: Mapping[str, str] = MappingProxyType(
     {"task_id": "taskIds", "node_id": "recipient", "at": "createDateTime"}
 )
@@ -154,8 +161,11 @@ class WireCodec:
         payload = json_object(value)
         envelope = parse_upstream_task_event(payload)
         extras = payload.get("skalds")
+        if envelope.recipient is None and extras is None:
+            raise UpstreamFormError("recipient", UPSTREAM_FORM)
         if envelope.recipient is None or extras is None:
-            raise ValidationError("recipient", UPSTREAM_FORM)
+            missing = "recipient" if envelope.recipient is None else "skalds"
+            raise ValidationError(missing, "a Skalds command has both 'recipient' and 'skalds'")
         if not isinstance(extras, dict):
             raise ValidationError("skalds", f"expected a JSON object, got {type(extras).__name__}")
         shape = self._commands.get(envelope.title or "")
@@ -176,6 +186,19 @@ class WireCodec:
         values = {shape.by_wire_name[k]: v for k, v in extras.items() if k in shape.by_wire_name}
         values.update(task_id=task_id, node_id=envelope.recipient, at=envelope.create_date_time)
         return shape.build(values, lambda name: _ENVELOPE_WIRE_NAMES.get(name) or f"skalds.{camel(name)}")
+
+    def decode_upstream_request(
+        self, kind: UpstreamRequestKind, value: bytes | None
+    ) -> UpstreamRequest | None:
+        """The request an upstream-form message makes, or None for one of our own commands; ValidationError
+        for a message that is neither (the nodes park those)."""
+        payload = json_object(value)
+        if payload.get("skalds") is not None or payload.get("recipient") is not None:
+            return None
+        envelope = parse_upstream_task_event(payload)
+        if not envelope.task_ids:
+            raise ValidationError("taskIds", "names no task")
+        return UpstreamRequest(kind=kind, task_ids=tuple(envelope.task_ids), at=envelope.create_date_time)
 
     def encode_worker_update(self, command: UpdateTaskAttachments) -> bytes:
         """Upstream's ``taskworker.update`` value, for upstream workers in a mixed deployment."""

@@ -14,7 +14,8 @@ from typing import Generic, TypeVar
 
 from skalds.domain.commands import NodeCommand
 from skalds.domain.events import DomainEvent
-from skalds.domain.ports import EventPublisher, EventSubscriber, Subscription
+from skalds.domain.ports import EventPublisher, EventSubscriber, Subscription, UpstreamRequestSource
+from skalds.domain.upstream_requests import UpstreamRequest
 
 T = TypeVar("T")
 
@@ -96,13 +97,14 @@ class InMemorySubscription(Subscription[T], Generic[T]):
                 waiter.set_result(None)
 
 
-class InMemoryEventBus(EventPublisher, EventSubscriber):
+class InMemoryEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
     def __init__(self, *, event_queue_size: int = 10_000) -> None:
         if event_queue_size < 1:
             raise ValueError(f"event_queue_size must be at least 1, got {event_queue_size}")
         self._event_queue_size = event_queue_size
         self._event_mailboxes: dict[_Mailbox[DomainEvent], None] = {}  # a set that keeps subscription order
         self._command_mailboxes: dict[str, _Mailbox[NodeCommand]] = {}
+        self._upstream: _Mailbox[UpstreamRequest] = _Mailbox()
 
     async def publish(self, message: DomainEvent | NodeCommand) -> None:
         if isinstance(message, NodeCommand):
@@ -132,6 +134,14 @@ class InMemoryEventBus(EventPublisher, EventSubscriber):
         """Subscriptions for one node share its mailbox: each command goes to one of them, and commands
         left unread when a subscription closes wait for the next one."""
         return InMemorySubscription(self._commands_for(node_id))
+
+    def upstream_requests(self) -> InMemorySubscription[UpstreamRequest]:
+        """Like a node's commands: subscriptions share one mailbox, so each request is read once."""
+        return InMemorySubscription(self._upstream)
+
+    def submit_upstream(self, request: UpstreamRequest) -> None:
+        """What an upstream client's message would be on Kafka (memory has no upstream clients)."""
+        self._upstream.put(request)
 
     def pending_commands(self, node_id: str) -> int:
         mailbox = self._command_mailboxes.get(node_id)

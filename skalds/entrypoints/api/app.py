@@ -81,6 +81,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
         if run_loops and mode is ControllerMode.DISPATCHER:
             sweep_s = settings.dispatch.interval_ms / 1000
             loops["Dispatcher"] = services.dispatcher.run(services.subscriber, interval_s=sweep_s)
+            loops["Upstream intake"] = services.upstream_intake.run(services.upstream_requests)
         tasks = {name: asyncio.create_task(loop, name=name) for name, loop in loops.items()}
         app.state.loops = tasks
         await asyncio.sleep(0)  # let the subscriptions open before the first request

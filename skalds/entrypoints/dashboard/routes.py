@@ -20,6 +20,7 @@ from litestar.response import File, Redirect
 from litestar.static_files import create_static_files_router
 
 STATIC = Path(__file__).parent / "static"
+ASSETS = STATIC / "assets"  # ours
 REVALIDATE = CacheControlHeader(no_cache=True)
 """Asset names carry no content hash, so browsers revalidate (cheap: ETag / Last-Modified) on every load
 and an upgraded package is never shown with yesterday's JavaScript."""

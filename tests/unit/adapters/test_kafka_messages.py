@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from skalds.adapters.codecs import parse_upstream_task_event, parse_upstream_taskworker_update
-from skalds.adapters.kafka.messages import UPSTREAM_FORM, WireCodec
+from skalds.adapters.kafka.messages import UPSTREAM_FORM, UpstreamFormError, WireCodec
 from skalds.adapters.kafka.topics import HEARTBEAT_BATCH_KEY, Topics, event_key
 from skalds.domain import events as ev
 from skalds.domain.commands import AssignTask, CancelTask, NodeCommand, UpdateTaskAttachments
 from skalds.domain.errors import ValidationError
 from skalds.domain.events import DomainEvent
 from skalds.domain.task import DesiredState, TaskStatus
+from skalds.domain.upstream_requests import UpstreamRequest, UpstreamRequestKind
 from tests.contracts.event_bus import heartbeats
 
 
@@ -152,15 +153,32 @@ def test_attachment_updates_carry_their_attachments_in_camel_case_and_upstreams_
         {"id": "t1", "title": None, "initiator": None, "recipient": None, "createDateTime": 1,
          "updateDateTime": 1, "taskIds": ["t1"]},  # upstream's controller (by alias)
         {"id": "t1", "create_date_time": 1, "update_date_time": 1, "task_ids": ["t1"]},  # its client scripts
-        {"id": "t1", "recipient": "n1", "createDateTime": 1, "taskIds": ["t1"]},  # addressed, but no extras
     ],
 )  # fmt: skip
-def test_upstream_form_commands_are_refused_with_a_pointer_to_the_api(
+def test_upstream_form_commands_are_no_command_to_a_node_but_a_request_to_the_intake(
     codec: WireCodec, payload: dict[str, Any]
 ) -> None:
+    with pytest.raises(UpstreamFormError) as caught:
+        codec.decode_command(json.dumps(payload).encode())
+    assert caught.value.reason == UPSTREAM_FORM and "intake" in str(caught.value)
+    request = codec.decode_upstream_request(UpstreamRequestKind.ASSIGN, json.dumps(payload).encode())
+    assert request == UpstreamRequest(kind=UpstreamRequestKind.ASSIGN, task_ids=("t1",), at=1)
+
+
+def test_an_addressed_command_without_its_skalds_fields_is_malformed_not_upstream(codec: WireCodec) -> None:
+    payload = {"id": "t1", "recipient": "n1", "createDateTime": 1, "taskIds": ["t1"]}
     with pytest.raises(ValidationError) as caught:
         codec.decode_command(json.dumps(payload).encode())
-    assert caught.value.reason == UPSTREAM_FORM and "POST /api/tasks" in str(caught.value)
+    assert not isinstance(caught.value, UpstreamFormError) and caught.value.field == "skalds"
+    assert codec.decode_upstream_request(UpstreamRequestKind.ASSIGN, json.dumps(payload).encode()) is None
+
+
+def test_our_own_commands_are_no_upstream_request_and_junk_is_refused(codec: WireCodec) -> None:
+    ours = codec.encode_command(CancelTask(task_id="t1", node_id="n1", version=2, at=3))
+    assert codec.decode_upstream_request(UpstreamRequestKind.CANCEL, ours) is None
+    for junk in (b"{not json", b'{"task_ids": []}', b'{"task_ids": "t1"}'):
+        with pytest.raises(ValidationError):
+            codec.decode_upstream_request(UpstreamRequestKind.CANCEL, junk)
 
 
 def good_command(**changes: Any) -> bytes:

@@ -18,7 +18,7 @@ ALWAYS = {"EventFeed", "Activity"}
     [
         ("CONTROLLER", ALWAYS),
         ("MONITOR", ALWAYS | {"Monitor", "Alerts"}),
-        ("DISPATCHER", ALWAYS | {"Monitor", "Alerts", "Dispatcher"}),
+        ("DISPATCHER", ALWAYS | {"Monitor", "Alerts", "Dispatcher", "Upstream intake"}),
     ],
 )
 async def test_each_mode_runs_exactly_its_loops(mode: str, loops: set[str]) -> None:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from skalds.entrypoints.dashboard.routes import ASSETS
-from tests.unit.api.conftest import Api
+from tests.unit.api.conftest import Api, open_api
 
 
 @pytest.mark.parametrize("path", ["/dashboard", "/dashboard/", "/dashboard/tasks", "/dashboard/tasks/a%2Fb"])
@@ -48,3 +49,17 @@ async def test_every_module_the_page_imports_is_shipped(api: Api) -> None:
             assert resolved.is_file(), f"{module.relative_to(ASSETS)} imports {target}, which is missing"
             url = "/dashboard/assets/" + resolved.relative_to(ASSETS.resolve()).as_posix()
             assert (await api.client.get(url)).status_code == 200, url
+
+
+async def test_another_bundle_is_served_instead_of_ours_with_the_same_fallback(tmp_path: Path) -> None:
+    """``controller.dashboard_dir``: upstream's prebuilt dashboard, laid out as ours (index.html, assets/)."""
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text('<!doctype html><script src="/dashboard/assets/index-B7.js">')
+    (tmp_path / "assets" / "index-B7.js").write_text("console.log('upstream')")
+    async for bundle in open_api(controller={"dashboard_dir": str(tmp_path)}):
+        for path in ("/dashboard", "/dashboard/tasks", "/dashboard/skalds"):
+            page = await bundle.client.get(path)
+            assert page.status_code == 200 and "index-B7.js" in page.text
+        script = await bundle.client.get("/dashboard/assets/index-B7.js")
+        assert script.status_code == 200 and "upstream" in script.text
+        assert (await bundle.client.get("/dashboard/assets/main.js")).status_code == 404  # not ours

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 
@@ -231,3 +232,20 @@ def test_a_lower_priority_task_never_takes_a_slot_a_higher_one_could_use(
                     waiting.priority,
                     -waiting.create_date_time,
                 )
+
+
+def test_a_queued_task_that_names_its_executor_waits_for_that_node() -> None:
+    """Upstream's clients write ``executor`` into a task they want run on one node; upstream ran it there
+    only. Our own queued tasks never name one (a requeue forgets it)."""
+    pinned = [dataclasses.replace(a_task(f"p{i}"), executor="n2") for i in range(3)]
+    free = a_task("free")
+    result = plan([*pinned, free], [a_node("n1", capacity=5), a_node("n2", capacity=2)])
+    placed = {a.task_id: a.node_id for a in result.assignments}
+    assert [placed.get(t.id) for t in pinned].count("n2") == 2 and "n1" not in {
+        placed.get(t.id) for t in pinned
+    }
+    assert placed["free"] == "n1"
+    [waiting] = [t.id for t in pinned if t.id not in placed]
+    assert "at capacity" in result.pending[waiting] and "not 'n2', the executor" in result.pending[waiting]
+    gone = plan(pinned[:1], [a_node("n1")])
+    assert gone.assignments == () and "not 'n2', the executor the task names" in gone.pending["p0"]

@@ -1,0 +1,101 @@
+"""Upstream-form messages on the command topics, as requests for the control plane (docs/upstream.md).
+
+One consumer group, ``{consumer_group_prefix}.upstream-intake``, reads ``task.assign``, ``task.cancel`` and
+``task.update.attachment``: one member of the group (one dispatcher) gets each request. Our own commands on
+those topics are skipped and so are malformed messages (each node parks those). A new group starts at the
+end of the topics: requests from before the control plane first ran are history (an old cancel replayed
+could stop a task retried since); committed offsets carry it across restarts, and a request is committed
+once handled (the reader asks for the next one), so a crash in between hands it over again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from confluent_kafka import Message
+
+from skalds.adapters.kafka.consumer import ConsumerThread
+from skalds.adapters.kafka.mailbox import Mailbox
+from skalds.adapters.kafka.messages import WireCodec
+from skalds.adapters.kafka.topics import Topics
+from skalds.domain.commands import AssignTask, CancelTask, UpdateTaskAttachments
+from skalds.domain.errors import ValidationError
+from skalds.domain.ports import Subscription
+from skalds.domain.upstream_requests import UpstreamRequest, UpstreamRequestKind
+
+_KINDS: Mapping[type[Any], UpstreamRequestKind] = {
+    AssignTask: UpstreamRequestKind.ASSIGN,
+    CancelTask: UpstreamRequestKind.CANCEL,
+    UpdateTaskAttachments: UpstreamRequestKind.UPDATE_ATTACHMENTS,
+}
+
+
+class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        topics: Topics,
+        codec: WireCodec,
+        on_close: Callable[[KafkaUpstreamRequests], None],
+        close_timeout_s: float = 10.0,
+    ) -> None:
+        self._kind_of = {topics.for_command_class(command): kind for command, kind in _KINDS.items()}
+        self._codec = codec
+        self._on_close = on_close
+        self._close_timeout_s = close_timeout_s
+        self._mailbox: Mailbox[Message] = Mailbox()
+        self._consumer = ConsumerThread(
+            {**config, "auto.offset.reset": "latest"},
+            name="skalds-kafka-upstream-intake",
+            topics=tuple(self._kind_of),
+            on_batch=self._mailbox.put_many,
+        )
+        self._pending: Message | None = None
+        self.closed = False
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._consumer.start(loop)
+
+    def __aiter__(self) -> AsyncIterator[UpstreamRequest]:
+        return self._requests()
+
+    async def _requests(self) -> AsyncIterator[UpstreamRequest]:
+        while not self.closed:
+            self._handled()
+            message = await self._mailbox.get()
+            if message is None:
+                return
+            request = self._request(message)
+            if request is None:
+                self._mark(message)
+                continue
+            self._pending = message
+            yield request
+
+    def _request(self, message: Message) -> UpstreamRequest | None:
+        kind = self._kind_of.get(message.topic() or "")
+        if kind is None:
+            return None
+        try:
+            return self._codec.decode_upstream_request(kind, message.value())
+        except ValidationError:
+            return None  # not a request; every node parks it with the reason
+
+    def _handled(self) -> None:
+        if self._pending is not None:
+            self._mark(self._pending)
+            self._pending = None
+
+    def _mark(self, message: Message) -> None:
+        self._consumer.mark(message.topic() or "", message.partition() or 0, message.offset() or 0)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._mailbox.close()
+        self._on_close(self)
+        await self._consumer.stop(self._close_timeout_s)
