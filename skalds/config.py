@@ -445,7 +445,7 @@ _UPSTREAM: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("DISPATCHER_INTERVAL", ("dispatch", "interval_ms"), _ms),
     ("DISPATCHER_STRATEGY", ("dispatch", "strategy"), str),
     ("TASK_WORKER_RETRY", ("dispatch", "default_max_attempts"), _attempts),
-    ("DASHBOARD_STATIC_PATH", ("controller", "dashboard_dir"), str),  # upstream documented, never read
+    ("DASHBOARD_STATIC_PATH", ("controller", "dashboard_dir"), lambda v: v if _is_bundle(v) else None),
 )
 UPSTREAM_IGNORED: Mapping[str, str] = MappingProxyType(
     {
@@ -556,13 +556,27 @@ def _problem(error: Any, sources: Sources) -> str:
     return f"{name}={shown!r}: {message}"
 
 
+def _is_bundle(folder: str) -> bool:
+    """Upstream documented DASHBOARD_STATIC_PATH (its sample: a path into its own package) and never read
+    it; a value that names no dashboard bundle is left alone, with a warning, rather than refused."""
+    path = Path(folder).expanduser()
+    return (path / "index.html").is_file() and (path / "assets").is_dir()
+
+
 def ignored_upstream_names(env: Mapping[str, str]) -> list[str]:
     """A line for each of upstream's names in ``env`` that has no effect here, saying why."""
-    return [
+    lines = [
         f"{name} is set but has no effect in Skalds: {why}"
         for name, why in UPSTREAM_IGNORED.items()
         if env.get(name)
     ]
+    bundle = env.get("DASHBOARD_STATIC_PATH")
+    if bundle and not _is_bundle(bundle):
+        lines.append(
+            f"DASHBOARD_STATIC_PATH={bundle!r} is not a dashboard bundle (index.html and assets/): "
+            "Skalds serves its own dashboard"
+        )
+    return lines
 
 
 def load_settings(

@@ -136,10 +136,12 @@ class Dispatcher:
 
     def consider(self, task_ids: Sequence[str]) -> None:
         """Tasks someone asks to have dispatched now (an upstream client's ``task.assign``), which may
-        have been written without an event: read them before the next cycle, and start it at once."""
+        have been written without an event: read them before the next cycle, and start it at once. Without
+        ``run`` there is nothing to do: every cycle then reads the whole queue."""
+        if self._wake is None:
+            return
         self._queue.lost(task_ids)
-        if self._wake is not None:
-            self._wake.set()
+        self._wake.set()
 
     async def dispatch_once(self) -> DispatchReport:
         """Assign every queued task that fits. The queue and the slot loads come from views kept current

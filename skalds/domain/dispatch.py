@@ -72,11 +72,7 @@ def node_refusal(node: Node, now: int, policy: HeartbeatPolicy, thresholds: Reso
 
 
 def task_refusal(task: Task, node: Node) -> str | None:
-    """Why ``node`` cannot run ``task`` whatever its load, or None when it can. A queued task that names
-    an executor waits for that node: only upstream's clients write one before dispatch (our queued tasks
-    never hold one), and upstream ran such a task on that node only."""
-    if task.executor is not None and task.executor != node.id:
-        return f"not {task.executor!r}, the executor the task names"
+    """Why ``node`` cannot run ``task`` whatever its load, or None when it can."""
     if task.class_name not in node.supported_classes:
         return f"without class {task.class_name!r}"
     for key, value in task.required_labels.items():
@@ -135,7 +131,9 @@ def assign_batch(
     """
     node_by_id: dict[str, Node] = {}
     refused_nodes: Counter[str] = Counter()
+    known: set[str] = set()
     for node in nodes:
+        known.add(node.id)
         refusal = node_refusal(node, now, policy, thresholds)
         if refusal is None:
             node_by_id[node.id] = node
@@ -151,10 +149,11 @@ def assign_batch(
         if not is_dispatchable(task):
             pending[task.id] = f"not dispatchable ({task.mode.value}, {task.lifecycle_status.value})"
             continue
-        key = (task.class_name, tuple(sorted(task.required_labels.items())), task.executor)
+        pin = task.executor if task.executor in known else None
+        key = (task.class_name, tuple(sorted(task.required_labels.items())), pin)
         group = groups.get(key)
         if group is None:
-            group = groups[key] = _candidates_for(task, node_by_id.values())
+            group = groups[key] = _candidates_for(task, node_by_id.values(), pin)
         if strategy is DispatchStrategy.LEAST_TASKS:
             least = group.least_loaded(load, limit)
             free: Sequence[str] = [least] if least is not None else []
@@ -171,11 +170,15 @@ def assign_batch(
     return DispatchPlan(assignments=tuple(assignments), pending=MappingProxyType(pending), cursor=cursor)
 
 
-def _candidates_for(task: Task, nodes: Iterable[Node]) -> _Candidates:
+def _candidates_for(task: Task, nodes: Iterable[Node], pin: str | None) -> _Candidates:
+    """The nodes that may take ``task``. A queued task that names a known node as its executor waits for
+    that node: only upstream's clients write one before dispatch (ours never hold one while queued), and
+    upstream ran such a task there only. A name no node has (a stale one in an old database) pins nothing."""
     ids: list[str] = []
     refusals: Counter[str] = Counter()
     for node in nodes:
-        refusal = task_refusal(task, node)
+        refusal = f"not {pin!r}, the executor the task names" if pin not in (None, node.id) else None
+        refusal = refusal or task_refusal(task, node)
         if refusal is None:
             ids.append(node.id)
         else:

@@ -188,3 +188,33 @@ async def test_the_intake_reads_upstream_requests_once_and_skips_our_commands_an
         ]
         assert all(isinstance(r, UpstreamRequest) for r in got)
         await requests.close()
+
+
+async def test_a_request_handled_before_the_intake_closes_is_not_handed_over_again(
+    kafka_bootstrap: str, unique: str, producer: Producer
+) -> None:
+    """A replayed old cancel could stop a task retried since: what was acted on is committed on close."""
+    async with open_bus(kafka_bootstrap, unique) as bus:
+        assign = bus.topics.for_command_class(AssignTask)
+        first = bus.upstream_requests()
+        handled = -1
+        for n in range(30):  # a new group starts at the end: until it has its partitions
+            producer.produce(assign, upstream_script_event(f"probe-{n}"), "probe")
+            producer.flush(10)
+            with contextlib.suppress(TimeoutError):
+                [got] = await receive(first, 1, 2.0)
+                handled = int(got.task_ids[0].removeprefix("probe-"))
+                break
+        assert handled >= 0, "the intake read no request within 60 s"
+        await first.close()
+        second = bus.upstream_requests()
+        producer.produce(assign, upstream_script_event("after"), "probe")  # same key, same partition
+        producer.flush(10)
+        seen: list[str] = []
+        while "after" not in seen:
+            [got] = await receive(second, 1, DELIVERY_TIMEOUT_S)
+            seen.append(got.task_ids[0])
+        # only probes sent after the handled one (never read) may come again; the handled one and those
+        # before it on its partition are committed
+        assert all(int(t.removeprefix("probe-")) > handled for t in seen[:-1]), (handled, seen)
+        await second.close()

@@ -65,13 +65,19 @@ def test_an_upstream_name_sets_its_setting(name: str) -> None:
     assert got == expected and got != held(load_settings(environ={}), LOCATIONS[name])
 
 
-def test_the_documented_dashboard_path_serves_that_bundle(tmp_path: Path) -> None:
+def test_the_documented_dashboard_path_serves_a_bundle_and_is_ignored_with_a_warning_otherwise(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "assets").mkdir()
     (tmp_path / "index.html").write_text("<!doctype html>")
     settings = load_settings(environ={"DASHBOARD_STATIC_PATH": str(tmp_path)})
     assert settings.controller.dashboard_dir == tmp_path.resolve()
-    with pytest.raises(config.SettingsError, match="DASHBOARD_STATIC_PATH"):
-        load_settings(environ={"DASHBOARD_STATIC_PATH": str(tmp_path / "missing")})
+    upstreams_sample = "skalds/system_controller/static/dashboard"  # upstream's DEPLOYMENT.md
+    for value in (upstreams_sample, str(tmp_path / "missing")):
+        assert load_settings(environ={"DASHBOARD_STATIC_PATH": value}).controller.dashboard_dir is None
+        [line] = ignored_upstream_names({"DASHBOARD_STATIC_PATH": value})
+        assert "is not a dashboard bundle" in line and "serves its own dashboard" in line
+    assert ignored_upstream_names({"DASHBOARD_STATIC_PATH": str(tmp_path)}) == []
 
 
 @pytest.mark.parametrize("name", sorted(UPSTREAM_IGNORED))

@@ -32,7 +32,8 @@ from skalds.domain.errors import BackendUnavailableError, ValidationError
 from skalds.domain.ports import Subscription
 
 
-def _finished_normally(reader: asyncio.Task[Any] | None) -> bool:
+def finished_normally(reader: asyncio.Task[Any] | None) -> bool:
+    """Whether the task that read the last message is done with it (not cancelled, not failed)."""
     if reader is None:
         return True
     if reader.done():
@@ -123,12 +124,18 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             expected = self._topics.for_command(command)
             if expected != message.topic():
                 raise ValidationError("title", f"a {type(command).__name__} belongs on {expected}")
-        except UpstreamFormError:  # a request for the controller's upstream intake, which acts on it
-            if mark:
-                self._mark(message)
-            return None
         except ValidationError as error:
-            parking = self._dead_letters.park(message, str(error))
+            reason = str(error)
+            if isinstance(error, UpstreamFormError):
+                if message.topic() in self._topics.upstream_requests:
+                    if mark:  # a request for the controller's upstream intake, which acts on it
+                        self._mark(message)
+                    return None
+                reason = (
+                    f"an upstream-form message on {message.topic()}, which upstream never had and only "
+                    "Skalds commands use: pause and resume with POST /api/tasks/{id}/pause|resume"
+                )
+            parking = self._dead_letters.park(message, reason)
             await asyncio.shield(parking)  # a reader cancelled meanwhile does not stop the parking
             if mark:
                 self._mark(message)
@@ -157,7 +164,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
         if self.closed:
             return
         self.closed = True
-        if _finished_normally(self._reader):
+        if finished_normally(self._reader):
             self._handled()
         self._pending = []
         self._mailbox.close()

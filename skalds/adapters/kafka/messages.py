@@ -161,7 +161,7 @@ class WireCodec:
         payload = json_object(value)
         envelope = parse_upstream_task_event(payload)
         extras = payload.get("skalds")
-        if envelope.recipient is None and extras is None:
+        if envelope.recipient is None and extras is None and envelope.task_ids:
             raise UpstreamFormError("recipient", UPSTREAM_FORM)
         if envelope.recipient is None or extras is None:
             missing = "recipient" if envelope.recipient is None else "skalds"

@@ -81,6 +81,11 @@ class Topics:
         return tuple(self._named(name) for name in _COMMAND_TOPICS.values())
 
     @property
+    def upstream_requests(self) -> tuple[str, ...]:
+        """The command topics whose upstream-form messages the controller's upstream intake reads."""
+        return tuple(self._named(_COMMAND_TOPICS[c]) for c in (AssignTask, CancelTask, UpdateTaskAttachments))
+
+    @property
     def events(self) -> tuple[str, ...]:
         return (self.task_events, self.node_events, self.system_events)
 

@@ -4,8 +4,10 @@ One consumer group, ``{consumer_group_prefix}.upstream-intake``, reads ``task.as
 ``task.update.attachment``: one member of the group (one dispatcher) gets each request. Our own commands on
 those topics are skipped and so are malformed messages (each node parks those). A new group starts at the
 end of the topics: requests from before the control plane first ran are history (an old cancel replayed
-could stop a task retried since); committed offsets carry it across restarts, and a request is committed
-once handled (the reader asks for the next one), so a crash in between hands it over again.
+could stop a task retried since). A request is committed once handled (the reader asks for the next one, or
+closes the subscription after a request it finished), so a crash in between hands it over again; committed
+offsets carry the group across restarts. A partition that carried no request since the group formed has no
+commit, so it starts at its end again: the dispatcher's full read of its queue still finds such tasks.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from skalds.adapters.kafka.commands import finished_normally
 from skalds.adapters.kafka.consumer import ConsumerThread
 from skalds.adapters.kafka.mailbox import Mailbox
 from skalds.adapters.kafka.messages import WireCodec
 from skalds.adapters.kafka.topics import Topics
 from skalds.domain.commands import AssignTask, CancelTask, UpdateTaskAttachments
-from skalds.domain.errors import ValidationError
+from skalds.domain.errors import BackendUnavailableError, ValidationError
 from skalds.domain.ports import Subscription
 from skalds.domain.upstream_requests import UpstreamRequest, UpstreamRequestKind
 
@@ -43,6 +46,7 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
         close_timeout_s: float = 10.0,
     ) -> None:
         self._kind_of = {topics.for_command_class(command): kind for command, kind in _KINDS.items()}
+        assert set(self._kind_of) == set(topics.upstream_requests)
         self._codec = codec
         self._on_close = on_close
         self._close_timeout_s = close_timeout_s
@@ -52,8 +56,10 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
             name="skalds-kafka-upstream-intake",
             topics=tuple(self._kind_of),
             on_batch=self._mailbox.put_many,
+            on_end=self._consumer_ended,
         )
         self._pending: Message | None = None
+        self._reader: asyncio.Task[Any] | None = None
         self.closed = False
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -72,7 +78,7 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
             if request is None:
                 self._mark(message)
                 continue
-            self._pending = message
+            self._pending, self._reader = message, asyncio.current_task()
             yield request
 
     def _request(self, message: Message) -> UpstreamRequest | None:
@@ -82,7 +88,7 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
         try:
             return self._codec.decode_upstream_request(kind, message.value())
         except ValidationError:
-            return None  # not a request; every node parks it with the reason
+            return None  # not a request; the nodes park it with the reason
 
     def _handled(self) -> None:
         if self._pending is not None:
@@ -92,10 +98,20 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
     def _mark(self, message: Message) -> None:
         self._consumer.mark(message.topic() or "", message.partition() or 0, message.offset() or 0)
 
+    def _consumer_ended(self, error: BaseException | None) -> None:
+        if error is not None and not self.closed:
+            self._mailbox.close(
+                BackendUnavailableError("kafka", f"the upstream intake's consumer stopped: {error}")
+            )
+
     async def close(self) -> None:
+        """Commit the request handed out last if its reader finished with it, then close the consumer."""
         if self.closed:
             return
         self.closed = True
+        if finished_normally(self._reader):
+            self._handled()
+        self._pending = None
         self._mailbox.close()
         self._on_close(self)
         await self._consumer.stop(self._close_timeout_s)

@@ -8,20 +8,29 @@ in slices of ``FRAMES_PER_TURN`` with a turn of the event loop between them, so 
 drains its mailbox as the batch goes by instead of losing all but its last ``capacity`` frames. Keep-alive
 comments go out from one timer for all clients, only to those
 that were sent nothing since the previous tick, so an idle stream stays open through proxies.
+
+Upstream's page takes a task's status from the newest unnamed frame about it and keeps it. Events can
+arrive behind a change (two monitors, heartbeat batches on another partition, a change that lost its write
+elsewhere), so the feed remembers the status of the newest change (by version) of each task it has seen
+lately and tells that status in every unnamed frame about the task (with its code, once the task is over).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from skalds.domain.events import DomainEvent
+from skalds.domain.events import DomainEvent, TaskDeleted, TaskEvent
 from skalds.domain.ports import EventSubscriber
+from skalds.domain.task import TERMINAL, TaskStatus
+from skalds.domain.upstream_codes import code_for_status
 from skalds.entrypoints.api.frames import OWN_EVENT_NAME, Framed, Stream, frames_for
 
 KEEP_ALIVE = b": keep-alive\n\n"
+STATUSES_KEPT = 100_000  # tasks whose newest change the feed remembers (the most recently changed)
 FRAMES_PER_TURN = 250  # well under a client's mailbox, so a client that keeps up never overflows
 
 
@@ -98,6 +107,7 @@ class EventFeed:
     keep_alive_s: float = 15.0
     recent: deque[tuple[int, Framed, bytes]] = field(init=False)
     clients: set[FeedClient] = field(default_factory=set)
+    latest: OrderedDict[str, tuple[int, TaskStatus]] = field(default_factory=OrderedDict)
     counter: int = 0
     closed: bool = False
 
@@ -106,7 +116,7 @@ class EventFeed:
 
     def publish(self, event: DomainEvent) -> None:
         """Number, encode and offer each frame of the event (a batch event gives one frame per task)."""
-        for framed in frames_for(event):
+        for framed in self._frames(event):
             self._offer(framed)
 
     async def run(self, subscriber: EventSubscriber) -> None:
@@ -115,13 +125,45 @@ class EventFeed:
         subscription = subscriber.events()
         try:
             async for event in subscription:
-                for count, framed in enumerate(frames_for(event), start=1):
+                for count, framed in enumerate(self._frames(event), start=1):
                     self._offer(framed)
                     if count % FRAMES_PER_TURN == 0:
                         await asyncio.sleep(0)  # the clients' writers send what is waiting
         finally:
             keeping_alive.cancel()
             await asyncio.shield(subscription.close())
+
+    def _frames(self, event: DomainEvent) -> list[Framed]:
+        if isinstance(event, TaskEvent):
+            self._remember(event)
+        return [self._current(framed) for framed in frames_for(event)]
+
+    def _remember(self, event: TaskEvent) -> None:
+        latest = self.latest
+        if isinstance(event, TaskDeleted):
+            latest.pop(event.task_id, None)
+            return
+        known = latest.get(event.task_id)
+        if known is None or known[0] < event.version:
+            latest[event.task_id] = (event.version, event.to_status)
+            latest.move_to_end(event.task_id)
+            if len(latest) > STATUSES_KEPT:
+                latest.popitem(last=False)
+
+    def _current(self, framed: Framed) -> Framed:
+        """An unnamed frame about a task, telling the status of the task's newest change."""
+        frame = framed.frame
+        data = frame.get("data")
+        if framed.own or not isinstance(data, dict) or "lifecycleStatus" not in data:
+            return framed
+        known = self.latest.get(frame.get("taskId", ""))
+        if known is None or data["lifecycleStatus"] == known[1].value:
+            return framed
+        status = known[1]
+        told = {**data, "lifecycleStatus": status.value}
+        if "heartbeat" in told and (status in TERMINAL or "change" in told):
+            told["heartbeat"] = code_for_status(status)  # a beat's alive code stays while it runs
+        return dataclasses.replace(framed, frame={**frame, "data": told})
 
     def _offer(self, framed: Framed) -> None:
         self.counter += 1

@@ -67,8 +67,9 @@ def _lifecycle_frames(event: ev.TaskEvent) -> list[Framed]:
         }
         out.append(Framed(Stream.TASKS, _task("task_exception", event.task_id, data, event.at)))
     change = type(event).__name__
-    beat = {"heartbeat": code_for_status(event.to_status), "lifecycleStatus": status, "change": change}
-    out.append(Framed(Stream.TASKS, _task("task_heartbeat", event.task_id, beat, event.at)))
+    if not isinstance(event, ev.TaskDeleted):  # upstream's page would keep a deleted task on show
+        beat = {"heartbeat": code_for_status(event.to_status), "lifecycleStatus": status, "change": change}
+        out.append(Framed(Stream.TASKS, _task("task_heartbeat", event.task_id, beat, event.at)))
     data = {
         "lifecycleStatus": status,
         "previousStatus": event.from_status.value if event.from_status else None,

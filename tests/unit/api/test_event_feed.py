@@ -6,7 +6,9 @@ import asyncio
 import json
 
 from skalds.adapters.memory.event_bus import InMemoryEventBus
+from skalds.domain import events as ev
 from skalds.domain.events import DomainEvent
+from skalds.domain.task import DesiredState, TaskStatus
 from skalds.entrypoints.api.event_feed import KEEP_ALIVE, EventFeed
 from skalds.entrypoints.api.frames import Stream
 from tests.contracts.event_bus import created, heartbeats
@@ -182,3 +184,58 @@ async def test_closing_the_feed_ends_every_stream_and_any_that_connects_later() 
     late = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
     assert await open_one.next_batch() == b"" and await late.next_batch() == b""
     assert not feed.clients
+
+
+def change(task_id: str, version: int, to: TaskStatus) -> ev.TaskEvent:
+    return ev.TaskEvent(
+        at=version,
+        task_id=task_id,
+        version=version,
+        from_status=None,
+        to_status=to,
+        desired_state=DesiredState.RUN,
+    )
+
+
+def upstream_view(batch: bytes) -> list[tuple[str, object, object]]:
+    """What upstream's page reads: the unnamed frames' type, status and heartbeat code."""
+    return [
+        (str(data["type"]), data["data"]["lifecycleStatus"], data["data"].get("heartbeat"))  # type: ignore[index]
+        for name, data in named_messages(batch)
+        if name is None
+    ]
+
+
+async def test_a_frame_behind_the_newest_change_tells_upstreams_page_the_newest_status() -> None:
+    """A beat judged before the task finished, or an older change, that arrives late (another monitor,
+    another partition) must not put upstream's page back on Running: it keeps the newest frame's status."""
+    feed = EventFeed()
+    client = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    feed.publish(change("t1", 5, TaskStatus.FINISHED))
+    feed.publish(beat("t1"))  # the batch's beats say Running
+    feed.publish(change("t1", 4, TaskStatus.RUNNING))
+    assert upstream_view(await client.next_batch()) == [
+        ("task_heartbeat", "Finished", 200),
+        ("task_heartbeat", "Finished", 200),
+        ("task_heartbeat", "Finished", 200),
+    ]
+    feed.publish(change("t1", 6, TaskStatus.CREATED))  # retried: newer, so it is told as it is
+    feed.publish(beat("t2"))  # a task the feed has seen no change of: as it is
+    assert upstream_view(await client.next_batch()) == [
+        ("task_heartbeat", "Created", 0),
+        ("task_heartbeat", "Running", 1),
+    ]
+
+
+async def test_a_deletion_is_no_frame_for_upstreams_page_and_is_forgotten() -> None:
+    feed = EventFeed()
+    client = feed.connect(Stream.TASKS, task_id=None, node_id=None, after=None)
+    feed.publish(change("t1", 2, TaskStatus.FINISHED))
+    deleted = ev.TaskDeleted(
+        at=3, task_id="t1", version=3, from_status=TaskStatus.FINISHED, to_status=TaskStatus.FINISHED,
+        desired_state=DesiredState.RUN,
+    )  # fmt: skip
+    feed.publish(deleted)
+    kinds = [(name, data["type"]) for name, data in named_messages(await client.next_batch())]
+    assert kinds[-1:] == [("skalds", "task_status")] and kinds.count((None, "task_heartbeat")) == 1
+    assert "t1" not in feed.latest

@@ -247,5 +247,7 @@ def test_a_queued_task_that_names_its_executor_waits_for_that_node() -> None:
     assert placed["free"] == "n1"
     [waiting] = [t.id for t in pinned if t.id not in placed]
     assert "at capacity" in result.pending[waiting] and "not 'n2', the executor" in result.pending[waiting]
-    gone = plan(pinned[:1], [a_node("n1")])
-    assert gone.assignments == () and "not 'n2', the executor the task names" in gone.pending["p0"]
+    offline = plan(pinned[:1], [a_node("n1"), a_node("n2", now=NOW - 40_000)])
+    assert offline.assignments == () and "not 'n2', the executor the task names" in offline.pending["p0"]
+    unknown = plan(pinned[:1], [a_node("n1")])  # a name no node has, say a stale one: it pins nothing
+    assert [(a.task_id, a.node_id) for a in unknown.assignments] == [("p0", "n1")]
