@@ -50,7 +50,7 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
     """One keep-alive HTTP/1.1 GET on a raw connection: a load generator cheaper than the server it loads."""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = next(
@@ -90,7 +90,7 @@ class _SseListener(asyncio.Protocol):
     streams costs the load generator a few microseconds each instead of a StreamReader's buffering."""
 
     def __init__(self, tag: str, connected: asyncio.Future[None], arrived: asyncio.Future[float]) -> None:
-        self.request = f"GET /api/events/tasks?task_id={tag} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        self.request = f"GET /api/events/tasks?task_id={tag} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
         self.marker = f'"{tag}"'.encode()
         self.connected = connected
         self.arrived = arrived
@@ -129,7 +129,7 @@ async def fan_out(port: int, clients: int, tag: str) -> list[float]:
     _, writer = await asyncio.open_connection("127.0.0.1", port)
     sent = time.perf_counter()
     writer.write(
-        b"POST /api/tasks HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )

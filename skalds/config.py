@@ -234,13 +234,18 @@ class AlertSettings(_Section):
     webhook_url: str | None = None
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+", re.ASCII)  # scheme://host[:port], nothing else
+
+
 class ControllerSettings(_Section):
     mode: Annotated[ControllerMode, _any_case(ControllerMode)] = ControllerMode.CONTROLLER
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, le=65_535)] = 8000
     api_key: SecretStr | None = None
     protect_reads: bool = False  # with an api_key: reads (and SSE, via ?apiKey=) need it too
-    cors_origins: list[str] = Field(default_factory=list)  # exact origins; never "*" with credentials
+    cors_origins: list[str] = Field(default_factory=list)  # exact origins, or ["*"] alone
+    # Host names the API answers; empty: the loopback names when bound to loopback, else any (docs/api.md)
+    allowed_hosts: list[str] = Field(default_factory=list)
     max_batch_tasks: Annotated[int, Field(gt=0, le=10_000)] = 1_000  # POST /api/tasks/batch, per request
     # another dashboard bundle served at /dashboard instead of ours: a folder with index.html and assets/
     # (upstream's prebuilt one works unmodified; docs/upstream.md)
@@ -256,7 +261,7 @@ class ControllerSettings(_Section):
             raise ValueError(f"{value} is not a dashboard bundle: it needs index.html and assets/")
         return folder
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _origins_from_text(cls, value: object) -> object:
         return (
@@ -265,10 +270,18 @@ class ControllerSettings(_Section):
 
     @field_validator("cors_origins")
     @classmethod
-    def _no_wildcard(cls, value: list[str]) -> list[str]:
-        if "*" in value:
-            raise ValueError("list the dashboard's origins; '*' would let any site drive this API")
-        return value
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        """Exact origins (``https://ops.example.com:8443``), or one ``*`` alone: the CORS layer reads any
+        other ``*`` as a pattern, so ``http*`` or ``*://*`` would let every site in."""
+        if value == ["*"]:
+            return value
+        bad = [origin for origin in value if not _ORIGIN.fullmatch(origin)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: list exact origins (scheme://host[:port], no path or "
+                "wildcard), or '*' alone for every origin"
+            )
+        return [origin.lower() for origin in value]
 
 
 def usable_cpus() -> int:

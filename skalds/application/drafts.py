@@ -17,14 +17,40 @@ from skalds.domain.task import Task
 
 MAX_ID_LENGTH = 200
 MAX_ATTACHMENTS_BYTES = 1_048_576
+MAX_ATTACHMENTS_DEPTH = 32  # objects and lists inside one another; deeper is no configuration, and it
+# would exhaust the recursion of every encoder on the way to the store
+
+
+ID_UNSAFE = frozenset("/?#%\\")  # would change what /api/tasks/{id} means, or needs escaping to mean it
+RESERVED_IDS = frozenset({".", "..", "classnames"})  # a URL normaliser eats the dots; a route has the word
 
 
 def checked_id(task_id: str) -> str:
+    """An id that ``/api/tasks/{id}`` reaches as written (docs/api.md, "Task ids")."""
     if not task_id or len(task_id) > MAX_ID_LENGTH:
         raise ValidationError("id", f"must be 1 to {MAX_ID_LENGTH} characters, got {len(task_id)}")
-    if any(ch.isspace() or ch == "/" for ch in task_id) or not task_id.isprintable():
-        raise ValidationError("id", f"must not contain whitespace, '/' or control characters: {task_id!r}")
+    if any(ch.isspace() or ch in ID_UNSAFE for ch in task_id) or not task_id.isprintable():
+        raise ValidationError(
+            "id", f"must not contain whitespace, control characters or any of / ? # % \\: {task_id!r}"
+        )
+    if task_id in RESERVED_IDS:
+        raise ValidationError("id", f"{task_id!r} is reserved: it cannot be reached as /api/tasks/{task_id}")
     return task_id
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and lists nest in ``value`` (iterative: the value may be deeper than the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_ATTACHMENTS_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def checked_attachments(
@@ -33,6 +59,10 @@ def checked_attachments(
     """The attachments as the class's model accepts them; a catalog that knows no class cannot judge."""
     if not isinstance(attachments, Mapping):
         raise ValidationError("attachments", f"must be a JSON object, got {type(attachments).__name__}")
+    if _depth(attachments) > MAX_ATTACHMENTS_DEPTH:
+        raise ValidationError(
+            "attachments", f"must nest at most {MAX_ATTACHMENTS_DEPTH} objects or lists deep"
+        )
     try:
         # dict(): a stored task's attachments are a read-only view of one
         size = len(json.dumps(dict(attachments), separators=(",", ":"), allow_nan=False))

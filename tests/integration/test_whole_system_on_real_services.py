@@ -109,7 +109,7 @@ async def test_the_api_reports_every_real_backend_healthy(
         settings_for_tests(**real_settings(kafka_bootstrap, redis_url, mongo_url, unique))
     )
     app = create_app(container, run_loops=False)
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(app, base_url="http://127.0.0.1") as client:  # a loopback Host
         health = await client.get("/api/system/health")
         assert health.status_code == 200, health.text
         assert health.json()["services"] == {

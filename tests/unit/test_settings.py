@@ -246,9 +246,18 @@ def test_settings_error_is_a_skalds_error() -> None:
     assert issubclass(SettingsError, SkaldsError)
 
 
-def test_a_cors_wildcard_is_refused() -> None:
+@pytest.mark.parametrize(
+    "origins",
+    ["http*", "*://*", "https://*.example", "https://a.example/path", "a.example", "*, https://a.b"],
+)
+def test_cors_origins_that_would_be_patterns_are_refused_at_start_up(origins: str) -> None:
+    """The CORS layer reads a ``*`` inside an entry as a wildcard: ``http*`` would let every site in."""
     with pytest.raises(SettingsError, match="SKALDS_CONTROLLER__CORS_ORIGINS"):
-        load_settings(environ={"SKALDS_CONTROLLER__CORS_ORIGINS": "*"})
+        load_settings(environ={"SKALDS_CONTROLLER__CORS_ORIGINS": origins})
+
+
+def test_cors_takes_exact_origins_or_one_star_alone() -> None:
+    assert load_settings(environ={"SKALDS_CONTROLLER__CORS_ORIGINS": "*"}).controller.cors_origins == ["*"]
     allowed = load_settings(
         environ={"SKALDS_CONTROLLER__CORS_ORIGINS": "https://a.example, https://b.example"}
     )

@@ -22,6 +22,8 @@ import skalds
 from skalds.bootstrap import Container, Services, start, stop
 from skalds.config import ControllerMode
 from skalds.entrypoints.api.auth import api_key_guard
+from skalds.entrypoints.api.bodies import BoundedRequest
+from skalds.entrypoints.api.cross_site import allowed_hosts, cross_site_guard
 from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
 from skalds.entrypoints.api.event_feed import EventFeed
 from skalds.entrypoints.api.events import EventController
@@ -115,6 +117,10 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
         cors_config=CORSConfig(allow_origins=controller.cors_origins) if controller.cors_origins else None,
         openapi_config=OpenAPIConfig(title="Skalds", version=skalds.__version__, path="/schema"),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=BoundedRequest,
+        before_request=cross_site_guard(
+            controller.cors_origins, allowed_hosts(controller.host, controller.allowed_hosts)
+        ),
         debug=False,
         logging_config=None,  # the process configured logging from settings (adapters/logs.py); keep it
     )

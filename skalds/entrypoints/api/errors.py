@@ -82,14 +82,22 @@ QUERY_NAMES = {
 
 def _wire_name(problem: dict[str, Any]) -> str:
     key = str(problem.get("key") or problem.get("source") or "request")
-    return QUERY_NAMES.get(key, key)
+    return "body" if key == "data" else QUERY_NAMES.get(key, key)
+
+
+def _problem_message(problem: dict[str, Any]) -> str:
+    """Litestar says a missing value by quoting its name (``'data'``): say what is missing instead."""
+    message = str(problem.get("message"))
+    if message == f"'{problem.get('key')}'":
+        return "a JSON body is required" if problem.get("key") == "data" else "required"
+    return message
 
 
 def litestar_validation_error(
     request: Request[Any, Any, Any], error: LitestarValidationException
 ) -> Response[dict[str, Any]]:
     extra = error.extra if isinstance(error.extra, list) else []
-    problems = [{"field": _wire_name(e), "message": str(e.get("message"))} for e in extra]
+    problems = [{"field": _wire_name(e), "message": _problem_message(e)} for e in extra]
     message = f"{problems[0]['field']}: {problems[0]['message']}" if problems else error.detail
     return _answer(
         422, "VALIDATION_ERROR", message, field=problems[0]["field"] if problems else None, errors=problems
@@ -98,6 +106,7 @@ def litestar_validation_error(
 
 def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:
     codes = {
+        400: "BAD_REQUEST",
         401: "UNAUTHORIZED",
         403: "FORBIDDEN",
         404: "NOT_FOUND",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
@@ -17,8 +17,12 @@ class SkaldController(Controller):
 
     @get(["/", ""])
     async def list_skalds(
-        self, services: Injected, type: FromQuery[str | None] = None, status: FromQuery[str | None] = None
+        self,
+        services: Injected,
+        type: FromQuery[Literal["node", "edge", "single_process"] | None] = None,
+        status: FromQuery[Literal["online", "offline"] | None] = None,
     ) -> dict[str, Any]:
+        """Upstream's filters, checked: an unknown ``type`` or ``status`` is a 422, not an empty page."""
         views = await services.queries.nodes()
         items = [skald_json(v) for v in views]
         if type:

@@ -19,6 +19,9 @@ from skalds.domain.nodes import NodeHealth, NodeMode
 from skalds.domain.task import MAX_PRIORITY, MIN_PRIORITY, TaskStatus
 from skalds.domain.upstream_codes import to_upstream_code
 
+INT64_MAX = 2**63 - 1  # what BSON and most stores can hold
+MAX_ATTEMPTS = 1_000_000
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
@@ -30,12 +33,12 @@ class CreateTaskRequest(_Request):
     source: str = "api"
     name: str | None = None
     description: str | None = None
-    priority: int = Field(default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY)
+    priority: int = Field(default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY, strict=True)  # true is no priority
     attachments: dict[str, Any] = Field(default_factory=dict)
-    deadline_date_time: int | None = None
+    deadline_date_time: int | None = Field(default=None, ge=0, le=INT64_MAX, strict=True)  # epoch ms
     dependencies: list[str] = Field(default_factory=list)
     required_labels: dict[str, str] = Field(default_factory=dict)
-    max_attempts: int | None = Field(default=None, ge=1)
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS, strict=True)
 
     def draft(self) -> TaskDraft:
         """What the task service takes, for a single create and for each item of a batch alike."""
@@ -60,7 +63,7 @@ class UpdateStatusRequest(_Request):
 
 class UpdateAttachmentsRequest(_Request):
     attachments: dict[str, Any]
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=INT64_MAX, strict=True)
 
 
 def heartbeat_json(report: HeartbeatReport) -> dict[str, Any]:

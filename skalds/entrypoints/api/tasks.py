@@ -46,6 +46,9 @@ async def _one(services: Services, task: Task) -> TaskResponse:
     return task_response(task, report, services.dispatcher.pending_reason(task.id))
 
 
+MAX_PAGE = 1_000_000_000  # page x pageSize stays a 64-bit offset for every backend
+
+
 class TaskController(Controller):
     path = "/api/tasks"
 
@@ -53,7 +56,7 @@ class TaskController(Controller):
     async def list_tasks(  # noqa: PLR0917 - one parameter per upstream query name
         self,
         services: Injected,
-        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        page: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, QueryParameter(name="pageSize", ge=1, le=100)] = 20,
         lifecycle_status: Annotated[str | None, QueryParameter(name="lifecycleStatus")] = None,
         class_name: Annotated[str | None, QueryParameter(name="className")] = None,

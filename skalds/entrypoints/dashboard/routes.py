@@ -11,13 +11,15 @@ from upstream can keep the page it knows (docs/upstream.md).
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 from litestar import MediaType, Router, get
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 from litestar.response import File, Redirect
-from litestar.static_files import create_static_files_router
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = STATIC / "assets"  # ours
@@ -40,16 +42,27 @@ def _page(index: Path) -> HTTPRouteHandler:
     return dashboard_page
 
 
+def _assets(folder: Path) -> HTTPRouteHandler:
+    root = folder.resolve()
+
+    @get("/dashboard/assets/{asset:path}", include_in_schema=False, cache_control=REVALIDATE)
+    async def dashboard_asset(asset: FromPath[str]) -> File:
+        """A file under the bundle's ``assets/``. Anything else (a NUL, ``..``, a folder, nothing there) is a
+        404 naming only the asset asked for, never a path on this machine."""
+        wanted = asset.lstrip("/")
+        path = None if "\x00" in wanted else (root / wanted).resolve()
+        if path is None or not path.is_relative_to(root) or not path.is_file():
+            raise NotFoundException(f"no dashboard asset {wanted!r}")
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return File(path, filename=path.name, media_type=media_type, content_disposition_type="inline")
+
+    return dashboard_asset
+
+
 def dashboard_router(bundle: Path | None = None) -> Router:
     """The dashboard's routes, for ``create_app``'s ``route_handlers``: ours, or the bundle in ``bundle``
     (a folder with ``index.html`` and ``assets/``, checked by the settings)."""
     folder = bundle or STATIC
-    assets = create_static_files_router(
-        path="/dashboard/assets",
-        directories=[folder / "assets"],
-        name="dashboard-assets",
-        cache_control=REVALIDATE,
-        include_in_schema=False,
-    )
+    assets = _assets(folder / "assets")
     page = _page(folder / "index.html")
     return Router(path="/", route_handlers=[root, page, assets], include_in_schema=False)

@@ -28,7 +28,7 @@ async def open_api(**sections: Any) -> AsyncIterator[Api]:
     container = build_container(settings_for_tests(**sections))
     container.clock.override(providers.Object(clock))
     app = create_app(container, run_loops=False)
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(app, base_url="http://127.0.0.1") as client:  # a loopback Host
         services: Services = app.state.services
         system = System(services=services, clock=clock, workers=SteerableWorkers())
         yield Api(client=client, services=services, system=system)

@@ -23,7 +23,7 @@ ALWAYS = {"EventFeed", "Activity"}
 )
 async def test_each_mode_runs_exactly_its_loops(mode: str, loops: set[str]) -> None:
     app = create_app(build_container(settings_for_tests(controller={"mode": mode})))
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(app, base_url="http://127.0.0.1") as client:  # a loopback Host
         assert set(app.state.loops) == loops
         assert not any(task.done() for task in app.state.loops.values())
         status = (await client.get("/api/system/status")).json()
