@@ -169,6 +169,7 @@ class Container(containers.DeclarativeContainer):
         ids,
         catalog,
         default_max_attempts=providers.Callable(lambda s: s.dispatch.default_max_attempts, settings),
+        limits=providers.Callable(lambda s: s.limits.drafts(), settings),
     )
     dispatcher = providers.Singleton(
         Dispatcher,

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from skalds.adapters.logs import LogSetup, level_number, retention_seconds
+from skalds.application.drafts import DraftLimits
 from skalds.application.reconciling import OfflineNodePolicy
 from skalds.domain.dispatch import DispatchStrategy, ResourceThresholds
 from skalds.domain.errors import SkaldsError
@@ -237,6 +238,19 @@ class AlertSettings(_Section):
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+", re.ASCII)  # scheme://host[:port], nothing else
 
 
+class LimitsSettings(_Section):
+    """How big a task a client may create (a 422 naming the field and the setting beyond them)."""
+
+    text_chars: Annotated[int, Field(gt=0)] = 10_000  # name, description, source, each
+    dependencies: Annotated[int, Field(ge=0)] = 1_000
+    labels: Annotated[int, Field(ge=0)] = 64  # required labels per task
+    label_chars: Annotated[int, Field(gt=0)] = 200  # a label's key or value, a dependency's id
+    attachments_bytes: Annotated[int, Field(gt=0, le=1_048_576)] = 1_048_576  # as compact JSON
+
+    def drafts(self) -> DraftLimits:
+        return DraftLimits(**self.model_dump())
+
+
 class ControllerSettings(_Section):
     mode: Annotated[ControllerMode, _any_case(ControllerMode)] = ControllerMode.CONTROLLER
     host: str = "127.0.0.1"
@@ -398,6 +412,7 @@ class Settings(_Section):
     monitor: MonitorSettings = MonitorSettings()
     alerts: AlertSettings = AlertSettings()
     controller: ControllerSettings = ControllerSettings()
+    limits: LimitsSettings = LimitsSettings()
     node: NodeSettings = NodeSettings()
     logging: LoggingSettings = LoggingSettings()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from skalds.domain.errors import ValidationError
@@ -17,6 +18,57 @@ from skalds.domain.task import Task
 
 MAX_ID_LENGTH = 200
 MAX_ATTACHMENTS_BYTES = 1_048_576
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DraftLimits:
+    """How big a client's task may be: every list page, event and in-memory copy carries all of it, so a few
+    unbounded tasks would make every page megabytes (``limits.*`` in the settings)."""
+
+    text_chars: int = 10_000  # name, description, source, each
+    dependencies: int = 1_000
+    labels: int = 64
+    label_chars: int = 200  # each required label's key and value, each dependency
+    attachments_bytes: int = MAX_ATTACHMENTS_BYTES
+
+
+def check_sizes(
+    limits: DraftLimits,
+    *,
+    texts: Mapping[str, str | None],
+    dependencies: Sequence[str],
+    required_labels: Mapping[str, str],
+) -> None:
+    """ValidationError naming the first field over its limit, and the limit's setting."""
+    for field, text in texts.items():
+        if text is not None and len(text) > limits.text_chars:
+            raise ValidationError(
+                field, f"must be at most {limits.text_chars} characters (limits.text_chars), got {len(text)}"
+            )
+    if len(dependencies) > limits.dependencies:
+        raise ValidationError(
+            "dependencies",
+            f"must list at most {limits.dependencies} tasks (limits.dependencies), got {len(dependencies)}",
+        )
+    for index, dependency in enumerate(dependencies):
+        if len(dependency) > limits.label_chars:
+            raise ValidationError(
+                f"dependencies[{index}]",
+                f"must be at most {limits.label_chars} characters (limits.label_chars)",
+            )
+    if len(required_labels) > limits.labels:
+        raise ValidationError(
+            "requiredLabels",
+            f"must hold at most {limits.labels} labels (limits.labels), got {len(required_labels)}",
+        )
+    for key, value in required_labels.items():
+        if len(key) > limits.label_chars or len(value) > limits.label_chars:
+            raise ValidationError(
+                f"requiredLabels.{key[:40]}",
+                f"keys and values must be at most {limits.label_chars} characters (limits.label_chars)",
+            )
+
+
 MAX_ATTACHMENTS_DEPTH = 32  # objects and lists inside one another; deeper is no configuration, and it
 # would exhaust the recursion of every encoder on the way to the store
 
@@ -54,7 +106,11 @@ def _depth(value: Any) -> int:
 
 
 def checked_attachments(
-    catalog: WorkerCatalog, class_name: str, attachments: Mapping[str, Any]
+    catalog: WorkerCatalog,
+    class_name: str,
+    attachments: Mapping[str, Any],
+    *,
+    max_bytes: int = MAX_ATTACHMENTS_BYTES,
 ) -> Mapping[str, Any]:
     """The attachments as the class's model accepts them; a catalog that knows no class cannot judge."""
     if not isinstance(attachments, Mapping):
@@ -68,8 +124,10 @@ def checked_attachments(
         size = len(json.dumps(dict(attachments), separators=(",", ":"), allow_nan=False))
     except (TypeError, ValueError) as error:
         raise ValidationError("attachments", f"must be JSON-serialisable: {error}") from error
-    if size > MAX_ATTACHMENTS_BYTES:
-        raise ValidationError("attachments", f"must be at most {MAX_ATTACHMENTS_BYTES} bytes, got {size}")
+    if size > max_bytes:
+        raise ValidationError(
+            "attachments", f"must be at most {max_bytes} bytes as JSON (limits.attachments_bytes), got {size}"
+        )
     known = catalog.class_names()
     if not known:
         return attachments

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skalds.application.changes import change_task
-from skalds.application.drafts import batch_item, check_unique_ids, checked_attachments, checked_id
+from skalds.application.drafts import (
+    DraftLimits,
+    batch_item,
+    check_sizes,
+    check_unique_ids,
+    checked_attachments,
+    checked_id,
+)
 from skalds.application.operator_log import log_task_change, log_task_changes
 from skalds.domain import lifecycle
 from skalds.domain.commands import CancelTask, NodeCommand, PauseTask, ResumeTask, UpdateTaskAttachments
@@ -60,7 +67,9 @@ class TaskService:
         catalog: WorkerCatalog,
         *,
         default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        limits: DraftLimits | None = None,
     ) -> None:
+        self._limits = limits or DraftLimits()
         self._repository = repository
         self._publisher = publisher
         self._clock = clock
@@ -102,6 +111,10 @@ class TaskService:
 
     def _new_task(self, draft: TaskDraft, now: int) -> Task:
         task_id = self._ids.new_id() if draft.id is None else checked_id(draft.id)
+        texts = {"name": draft.name, "description": draft.description, "source": draft.source}
+        check_sizes(
+            self._limits, texts=texts, dependencies=draft.dependencies, required_labels=draft.required_labels
+        )
         attachments = self._validated(draft.class_name, draft.attachments)
         return new_task(
             task_id=task_id,
@@ -243,4 +256,6 @@ class TaskService:
         await self._publisher.publish(command)
 
     def _validated(self, class_name: str, attachments: Mapping[str, Any]) -> Mapping[str, Any]:
-        return checked_attachments(self._catalog, class_name, attachments)
+        return checked_attachments(
+            self._catalog, class_name, attachments, max_bytes=self._limits.attachments_bytes
+        )

@@ -114,7 +114,12 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
         413: "TOO_LARGE",
     }
     status = error.status_code
-    return _answer(status, codes.get(status, "HTTP_ERROR"), str(error.detail), path=request.url.path)
+    message = str(error.detail)
+    if status == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        shown = f" ({limit:,} bytes)" if isinstance(limit, int) else ""
+        message = f"body: larger than this endpoint takes{shown}"
+    return _answer(status, codes.get(status, "HTTP_ERROR"), message, path=request.url.path)
 
 
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.api.conftest import Api
+from tests.unit.api.conftest import Api, open_api
 from tests.unit.application.harness import CLASS
 
 DEEP = "[" * 10_000 + "]" * 10_000
@@ -91,3 +91,37 @@ async def test_an_ordinary_id_is_read_back_by_its_url(api: Api, task_id: str) ->
     created = await api.client.post("/api/tasks", json={"className": CLASS, "id": task_id})
     assert created.status_code == 201
     assert (await api.client.get(f"/api/tasks/{task_id}")).json()["id"] == task_id
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"description": "x" * 10_001}, "description"),
+        ({"name": "x" * 10_001}, "name"),
+        ({"source": "x" * 10_001}, "source"),
+        ({"dependencies": [f"d{i}" for i in range(1_001)]}, "dependencies"),
+        ({"dependencies": ["x" * 201]}, "dependencies[0]"),
+        ({"requiredLabels": {f"k{i}": "v" for i in range(65)}}, "requiredLabels"),
+        ({"requiredLabels": {"zone": "x" * 201}}, "requiredLabels.zone"),
+    ],
+)
+async def test_a_field_over_its_size_limit_is_a_422_naming_the_field_and_the_setting(
+    api: Api, body: dict[str, Any], field: str
+) -> None:
+    response = await api.client.post("/api/tasks", json={"className": CLASS, **body})
+    assert response.status_code == 422 and response.json()["field"] == field
+    assert "limits." in response.json()["message"]
+
+
+async def test_the_limits_are_settings_and_a_batch_names_its_item() -> None:
+    async for api in open_api(limits={"text_chars": 10, "attachments_bytes": 20}):
+        items = [{"className": CLASS}, {"className": CLASS, "name": "eleven char"}]
+        batch = await api.client.post("/api/tasks/batch", json={"tasks": items})
+        assert batch.status_code == 422 and batch.json()["field"] == "tasks[1].name"
+        big = await api.client.post("/api/tasks", json={"className": CLASS, "attachments": {"a": "x" * 30}})
+        assert big.status_code == 422 and "limits.attachments_bytes" in big.json()["message"]
+
+
+async def test_a_body_over_the_request_limit_is_a_413(api: Api) -> None:
+    response = await api.client.post("/api/tasks", json={"className": CLASS, "description": "x" * 3_000_000})
+    assert response.status_code == 413 and response.json()["error"] == "TOO_LARGE"
