@@ -1,6 +1,8 @@
 """Worker classes and the pydantic models their authors write for attachments.
 
 Attachments are checked where tasks are created, so a bad field is refused by name before any node runs it.
+A key the model does not have is refused too (a model that allows extra keys excepted): pydantic would drop
+it without a word, and a typo in a hot update would be "accepted" and do nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class PydanticWorkerCatalog(WorkerCatalog):
         model = self._models[class_name]
         if model is None:
             return dict(attachments)
+        _refuse_unknown_keys(model, attachments)
         try:
             if self._by_name:
                 validated = model.model_validate(attachments, by_alias=True, by_name=True)
@@ -58,3 +61,46 @@ class PydanticWorkerCatalog(WorkerCatalog):
                 reason = f"{len(problems)} problems: " + "; ".join(f"{f}: {msg}" for f, msg in problems)
             raise ValidationError(field, reason) from None
         return validated.model_dump(mode="json", by_alias=True)
+
+    def merged_attachments(
+        self, class_name: str, current: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """``current`` with ``changes`` laid over it key by key (a key by field name or by alias is the
+        same key), validated as a whole."""
+        model = self._models.get(class_name)
+        if model is None:
+            return self.validate_attachments(class_name, {**current, **changes})
+        _refuse_unknown_keys(model, changes)
+        name_of = _names_of(model)
+        merged = {name_of.get(k, k): v for k, v in current.items()}
+        merged.update({name_of.get(k, k): v for k, v in changes.items()})
+        aliased = {
+            model.model_fields[n].alias or n if n in model.model_fields else n: v for n, v in merged.items()
+        }
+        return self.validate_attachments(class_name, aliased)
+
+
+def _names_of(model: type[BaseModel]) -> dict[str, str]:
+    """Every key the model accepts at the top level -> its field name."""
+    names: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        names[name] = name
+        if info.alias:
+            names[info.alias] = name
+        if isinstance(info.validation_alias, str):
+            names[info.validation_alias] = name
+    return names
+
+
+def _refuse_unknown_keys(model: type[BaseModel], attachments: Mapping[str, Any]) -> None:
+    if model.model_config.get("extra") == "allow":
+        return
+    known = _names_of(model)
+    unknown = sorted(str(key) for key in attachments if key not in known)
+    if unknown:
+        accepted = ", ".join(sorted(info.alias or name for name, info in model.model_fields.items()))
+        raise ValidationError(
+            f"attachments.{unknown[0]}",
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"{model.__name__} has: {accepted or 'no keys'}",
+        )

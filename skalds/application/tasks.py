@@ -57,6 +57,9 @@ class TaskDraft:
     max_attempts: int | None = None
 
 
+PATCH_ATTEMPTS = 3  # a PATCH that keeps losing to concurrent changes gives up with a 409
+
+
 class TaskService:
     def __init__(
         self,
@@ -165,9 +168,33 @@ class TaskService:
     async def update_attachments(
         self, task_id: str, attachments: Mapping[str, Any], *, expected_version: int | None = None
     ) -> Task:
-        """Validate and store new attachments, then deliver them to the running worker."""
+        """Replace the attachments as a whole (keys left out take the model's defaults), validated, then
+        deliver them to the running worker."""
         current = await self._repository.get(task_id)
         validated = self._validated(current.class_name, attachments)
+        return await self._store_attachments(task_id, validated, expected_version)
+
+    async def patch_attachments(
+        self, task_id: str, changes: Mapping[str, Any], *, expected_version: int | None = None
+    ) -> Task:
+        """Lay ``changes`` over the stored attachments key by key, validate the whole, store and deliver it.
+        Without ``expected_version`` a concurrent change is merged with, never overwritten (read again)."""
+        for attempt in range(PATCH_ATTEMPTS):
+            current = await self._repository.get(task_id)
+            if expected_version is not None and current.version != expected_version:
+                raise ConflictError(task_id, expected_version, current.version)
+            merged = self._catalog.merged_attachments(current.class_name, current.attachments, changes)
+            validated = self._validated(current.class_name, merged)
+            try:
+                return await self._store_attachments(task_id, validated, current.version)
+            except ConflictError:
+                if expected_version is not None or attempt == PATCH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _store_attachments(
+        self, task_id: str, validated: Mapping[str, Any], expected_version: int | None
+    ) -> Task:
         task, _ = await change_task(
             self._repository,
             self._publisher,

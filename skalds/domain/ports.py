@@ -215,7 +215,14 @@ class WorkerCatalog(Protocol):
         ...
 
     def validate_attachments(self, class_name: str, attachments: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The attachments as the class's model accepts them, or ValidationError naming the field."""
+        """The attachments as the class's model accepts them, or ValidationError naming the field (also a key
+        the model does not have)."""
+        ...
+
+    def merged_attachments(
+        self, class_name: str, current: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """``changes`` laid over ``current`` key by key, validated as a whole (PATCH)."""
         ...
 
 

@@ -9,6 +9,7 @@ own process (upstream ran it in the node, blocking it).
 
 from __future__ import annotations
 
+import inspect
 import traceback
 import typing
 import uuid
@@ -53,6 +54,16 @@ def describe_error(error: BaseException, *, frames: int = 5) -> str:
     """Type, message and the last few frames: enough to act on at 3 a.m., small enough to store."""
     trace = "".join(traceback.format_exception(error, limit=-frames)).strip()
     return f"{type(error).__name__}: {error}\n{trace}"[:4_000]
+
+
+def _takes_two(hook: Any) -> bool:
+    """Whether an update handler takes the previous attachments beside the new ones."""
+    try:
+        parameters = list(inspect.signature(hook).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
 
 
 class BaseTaskWorker(Generic[T]):
@@ -131,10 +142,15 @@ class BaseTaskWorker(Generic[T]):
         return WorkerResult(Outcome.FINISHED)
 
     def apply_update(self, attachments: Mapping[str, Any]) -> None:
-        """Validate new attachments against the model and hand them to ``@update_event_handler``."""
+        """Validate new attachments against the model and hand them to ``@update_event_handler``: as
+        ``handler(self, new)`` (upstream's form), or ``handler(self, new, previous)`` when it takes both."""
         model = self.get_data_model().model_validate(attachments)
-        self.attachments = model
-        self._call("update", model)
+        previous, self.attachments = self.attachments, model
+        hook = self._hooks.get("update")
+        if hook is not None and _takes_two(hook):
+            hook(self, model, previous)
+        else:
+            self._call("update", model)
 
     def notify_pause(self) -> None:
         self._call("pause")

@@ -5,7 +5,6 @@ status live, without a reload, also after a client-side navigation. Screenshots 
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -191,7 +190,7 @@ async def test_every_final_status_reaches_the_page_live_and_survives_a_navigatio
     await page.get_by_role("button", name="Set Cancelled").click()  # upstream's page closes the modal
     await expect(page.get_by_role("button", name="Set Cancelled")).to_have_count(0)
     changes = {"up-fails": {"attachments": {"steps": 1_000_000, "failIn": "main"}}}
-    await api(up, "PUT", "/api/tasks/up-fails/attachments", content=json.dumps(changes["up-fails"]))
+    await api(up, "PUT", "/api/tasks/up-fails/attachments", json=changes["up-fails"])
     await api(up, "POST", "/api/tasks/up-paused/pause")
 
     final = {

@@ -27,6 +27,7 @@ from skalds.entrypoints.api.cross_site import allowed_hosts, cross_site_guard
 from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
 from skalds.entrypoints.api.event_feed import EventFeed
 from skalds.entrypoints.api.events import EventController
+from skalds.entrypoints.api.headers import security_headers
 from skalds.entrypoints.api.injection import provide_services
 from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
@@ -118,6 +119,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
         openapi_config=OpenAPIConfig(title="Skalds", version=skalds.__version__, path="/schema"),
         request_max_body_size=MAX_BODY_BYTES,
         request_class=BoundedRequest,
+        after_request=security_headers,
         before_request=cross_site_guard(
             controller.cors_origins, allowed_hosts(controller.host, controller.allowed_hosts)
         ),

@@ -119,7 +119,10 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
         limit = request.route_handler.resolve_request_max_body_size()
         shown = f" ({limit:,} bytes)" if isinstance(limit, int) else ""
         message = f"body: larger than this endpoint takes{shown}"
-    return _answer(status, codes.get(status, "HTTP_ERROR"), message, path=request.url.path)
+    answer = _answer(status, codes.get(status, "HTTP_ERROR"), message, path=request.url.path)
+    for name, value in (error.headers or {}).items():  # e.g. the Allow of a 405
+        answer.headers[name] = value
+    return answer
 
 
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:

@@ -52,4 +52,6 @@ async def metrics(request: Request[Any, Any, Any], services: Injected) -> Respon
         fired.add_metric([rule], count)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot([tasks, nodes, assigned, lost, latency, beats, clients, fired]))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # the constant names its charset, and Litestar adds one to every text/* type: send it once
+    media_type = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+    return Response(generate_latest(registry), media_type=media_type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from skalds.bootstrap import Services
@@ -47,6 +47,15 @@ async def _one(services: Services, task: Task) -> TaskResponse:
 
 
 MAX_PAGE = 1_000_000_000  # page x pageSize stays a 64-bit offset for every backend
+
+
+def _attachments_reply(task: Task) -> dict[str, Any]:
+    payload = {
+        "taskId": task.id,
+        "attachments": dict(task.attachments),
+        "attachmentsVersion": task.attachments_version,
+    }
+    return success("Task attachments updated successfully", payload)
 
 
 class TaskController(Controller):
@@ -138,12 +147,18 @@ class TaskController(Controller):
         task = await services.tasks.update_attachments(
             task_id, request.attachments, expected_version=request.expected_version
         )
-        payload = {
-            "taskId": task.id,
-            "attachments": dict(task.attachments),
-            "attachmentsVersion": task.attachments_version,
-        }
-        return success("Task attachments updated successfully", payload)
+        return _attachments_reply(task)
+
+    @patch("/{task_id:str}/attachments")
+    async def patch_attachments(
+        self, services: Injected, task_id: FromPath[str], data: JSONBody[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Only the keys given change; the rest keep their stored values (PUT replaces the whole)."""
+        request = UpdateAttachmentsRequest.model_validate(data)
+        task = await services.tasks.patch_attachments(
+            task_id, request.attachments, expected_version=request.expected_version
+        )
+        return _attachments_reply(task)
 
     @put("/{task_id:str}/status")
     async def update_status(

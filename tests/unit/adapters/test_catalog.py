@@ -75,3 +75,31 @@ def test_registered_classes_are_known() -> None:
     known.register("Crawler", CrawlAttachments)
     assert known.class_names() == frozenset({"Late", "Crawler"})
     assert known.validate_attachments("Crawler", {"startUrl": "u"})["startUrl"] == "u"
+
+
+def test_a_key_the_model_does_not_have_is_refused_by_name() -> None:
+    """pydantic would drop it silently: a typo in a hot update would be accepted and do nothing."""
+    with pytest.raises(ValidationError) as caught:
+        catalog().validate_attachments("Crawler", {"startUrl": "https://x", "retires": 3})
+    assert caught.value.field == "attachments.retires"
+    assert "retires" in caught.value.reason and "startUrl" in caught.value.reason
+
+
+def test_a_model_that_allows_extra_keys_keeps_them() -> None:
+    class Open(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        fps: int = 5
+
+    assert PydanticWorkerCatalog({"Open": Open}).validate_attachments("Open", {"note": "x"}) == {
+        "fps": 5,
+        "note": "x",
+    }
+
+
+def test_a_merge_lays_changes_over_the_current_key_by_key_whatever_name_a_key_is_given_by() -> None:
+    current = catalog().validate_attachments("Crawler", {"startUrl": "https://x", "retries": 2})
+    merged = catalog().merged_attachments("Crawler", current, {"start_url": "https://y"})
+    assert merged == {"startUrl": "https://y", "regions": [], "retries": 2}
+    with pytest.raises(ValidationError) as caught:
+        catalog().merged_attachments("Crawler", current, {"retrys": 1})
+    assert caught.value.field == "attachments.retrys"

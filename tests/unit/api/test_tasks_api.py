@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from tests.unit.api.conftest import Api
 from tests.unit.application.harness import CLASS
@@ -245,3 +246,37 @@ async def test_a_failed_task_is_retried_through_the_api_and_a_running_one_is_ref
     assert retried.status_code == 200
     assert (retried.json()["lifecycleStatus"], retried.json()["maxAttempts"]) == ("Created", 2)
     assert (await api.client.post("/api/tasks/nope/retry")).status_code == 404
+
+
+async def test_put_replaces_the_attachments_and_patch_changes_only_the_keys_given(api: Api) -> None:
+    """docs/api.md, "Attachment updates": PUT = the whole, validated (keys left out take the model's
+    defaults); PATCH = a merge; a key the model does not have is a 422 naming it, for both."""
+
+    class Camera(BaseModel):
+        model_config = ConfigDict(populate_by_name=True)
+        rtsp_url: str = Field(alias="rtspUrl")
+        fps: int = 5
+        detect: bool = False
+
+    api.services.catalog.register("Camera", Camera)
+    body = {
+        "className": "Camera",
+        "id": "cam",
+        "attachments": {"rtspUrl": "rtsp://a", "fps": 25, "detect": True},
+    }
+    assert (await api.client.post("/api/tasks", json=body)).status_code == 201
+    patched = await api.client.patch("/api/tasks/cam/attachments", json={"attachments": {"fps": 10}})
+    assert patched.json()["data"]["attachments"] == {"rtspUrl": "rtsp://a", "fps": 10, "detect": True}
+    replaced = await api.client.put(
+        "/api/tasks/cam/attachments", json={"attachments": {"rtspUrl": "rtsp://b"}}
+    )
+    assert replaced.json()["data"]["attachments"] == {"rtspUrl": "rtsp://b", "fps": 5, "detect": False}
+    for method in ("PUT", "PATCH"):
+        typo = await api.client.request(
+            method, "/api/tasks/cam/attachments", json={"attachments": {"rtspUrl": "rtsp://b", "fsp": 30}}
+        )
+        assert typo.status_code == 422 and typo.json()["field"] == "attachments.fsp"
+    stale = await api.client.patch(
+        "/api/tasks/cam/attachments", json={"attachments": {"fps": 1}, "expectedVersion": 1}
+    )
+    assert stale.status_code == 409

@@ -115,3 +115,27 @@ def test_start_before_initialize_is_refused_and_a_worker_without_main_fails() ->
 
 def test_cancellation_is_not_an_exception_user_code_can_swallow() -> None:
     assert not issubclass(TaskCancelled, Exception)
+
+
+class Comparing(BaseTaskWorker[Params]):
+    """An update handler that takes two arguments gets the previous attachments beside the new ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int | None]] = []
+
+    @update_event_handler
+    def update(self, params: Params, previous: Params | None) -> None:
+        self.seen.append((params.n, previous.n if previous else None))
+
+
+def test_an_update_handler_taking_two_arguments_sees_the_old_value_beside_the_new() -> None:
+    worker = Comparing()
+    worker.initialize(Params(n=3))
+    worker.apply_update({"n": 4})
+    worker.apply_update({"n": 9})
+    assert worker.seen == [(4, 3), (9, 4)]
+    upstream_form = Recorder()  # one argument: upstream's handler signature, called as before
+    upstream_form.initialize(Params())
+    upstream_form.apply_update({"n": 2})
+    assert upstream_form.calls == ["update:2"]
