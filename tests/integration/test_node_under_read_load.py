@@ -58,6 +58,8 @@ def settings_env(kafka_bootstrap: str, redis_url: str, mongo_url: str, name: str
         "SKALDS_HEARTBEAT__SUSPECT_AFTER_MS": str(SUSPECT_AFTER_MS),
         "SKALDS_HEARTBEAT__DEAD_AFTER_MS": str(DEAD_AFTER_MS),
         "SKALDS_NODE__ON_SHUTDOWN": "hand_back",  # so the teardown does not wait for the countdowns
+        # the heavy pages this test wants: far over the default limit of a task's text fields
+        "SKALDS_LIMITS__TEXT_CHARS": str(LARGE_DESCRIPTION_CHARS),
     }
 
 
