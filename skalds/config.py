@@ -235,6 +235,12 @@ class AlertSettings(_Section):
     webhook_url: str | None = None
 
 
+def is_bundle(folder: str | Path) -> bool:
+    """A dashboard bundle: ``index.html`` and ``assets/``, as ours and upstream's prebuilt one."""
+    path = Path(folder).expanduser()
+    return (path / "index.html").is_file() and (path / "assets").is_dir()
+
+
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+", re.ASCII)  # scheme://host[:port], nothing else
 
 
@@ -270,10 +276,9 @@ class ControllerSettings(_Section):
     def _a_bundle(cls, value: Path | None) -> Path | None:
         if value is None:
             return None
-        folder = value.expanduser().resolve()
-        if not (folder / "index.html").is_file() or not (folder / "assets").is_dir():
+        if not is_bundle(value):
             raise ValueError(f"{value} is not a dashboard bundle: it needs index.html and assets/")
-        return folder
+        return value.expanduser().resolve()
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
@@ -473,7 +478,9 @@ _UPSTREAM: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("DISPATCHER_INTERVAL", ("dispatch", "interval_ms"), _ms),
     ("DISPATCHER_STRATEGY", ("dispatch", "strategy"), str),
     ("TASK_WORKER_RETRY", ("dispatch", "default_max_attempts"), _attempts),
-    ("DASHBOARD_STATIC_PATH", ("controller", "dashboard_dir"), lambda v: v if _is_bundle(v) else None),
+    # upstream documented it (its sample: a path into its own package) and never read it: a value that
+    # names no bundle is left alone, with a warning (ignored_upstream_names), rather than refused
+    ("DASHBOARD_STATIC_PATH", ("controller", "dashboard_dir"), lambda v: v if is_bundle(v) else None),
 )
 UPSTREAM_IGNORED: Mapping[str, str] = MappingProxyType(
     {
@@ -584,13 +591,6 @@ def _problem(error: Any, sources: Sources) -> str:
     return f"{name}={shown!r}: {message}"
 
 
-def _is_bundle(folder: str) -> bool:
-    """Upstream documented DASHBOARD_STATIC_PATH (its sample: a path into its own package) and never read
-    it; a value that names no dashboard bundle is left alone, with a warning, rather than refused."""
-    path = Path(folder).expanduser()
-    return (path / "index.html").is_file() and (path / "assets").is_dir()
-
-
 def ignored_upstream_names(env: Mapping[str, str]) -> list[str]:
     """A line for each of upstream's names in ``env`` that has no effect here, saying why."""
     lines = [
@@ -599,7 +599,7 @@ def ignored_upstream_names(env: Mapping[str, str]) -> list[str]:
         if env.get(name)
     ]
     bundle = env.get("DASHBOARD_STATIC_PATH")
-    if bundle and not _is_bundle(bundle):
+    if bundle and not is_bundle(bundle):
         lines.append(
             f"DASHBOARD_STATIC_PATH={bundle!r} is not a dashboard bundle (index.html and assets/): "
             "Skalds serves its own dashboard"

@@ -24,21 +24,13 @@ from confluent_kafka import Message
 
 from skalds.adapters.kafka.consumer import ConsumerThread
 from skalds.adapters.kafka.dead_letters import DeadLetters
+from skalds.adapters.kafka.handed_out import HandedOut
 from skalds.adapters.kafka.mailbox import Mailbox
 from skalds.adapters.kafka.messages import UpstreamFormError, WireCodec
 from skalds.adapters.kafka.topics import Topics
 from skalds.domain.commands import NodeCommand
 from skalds.domain.errors import BackendUnavailableError, ValidationError
 from skalds.domain.ports import Subscription
-
-
-def finished_normally(reader: asyncio.Task[Any] | None) -> bool:
-    """Whether the task that read the last message is done with it (not cancelled, not failed)."""
-    if reader is None:
-        return True
-    if reader.done():
-        return not reader.cancelled() and reader.exception() is None
-    return reader.cancelling() == 0
 
 
 class KafkaCommandSubscription(Subscription[NodeCommand]):
@@ -67,8 +59,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             on_batch=self._mailbox.put_many,
             on_end=self._consumer_ended,
         )
-        self._pending: list[Message] = []  # yielded, not yet known to be handled
-        self._reader: asyncio.Task[Any] | None = None
+        self._handed = HandedOut(self._consumer)
         self.closed = False
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -79,14 +70,14 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
 
     async def _commands(self) -> AsyncIterator[NodeCommand]:
         while not self.closed:
-            self._handled()  # the reader asks for another: the one it had is done
+            self._handed.handled()  # the reader asks for another: the one it had is done
             message = await self._mailbox.get()
             if message is None:
                 return
             command = await self._accepted(message)
             if command is None:
                 continue
-            self._pending, self._reader = [message], asyncio.current_task()
+            self._handed.hand([message])
             yield command
 
     def batches(self, limit: int) -> AsyncIterator[list[NodeCommand]]:
@@ -94,7 +85,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
 
     async def _batches(self, limit: int) -> AsyncIterator[list[NodeCommand]]:
         while not self.closed:
-            self._handled()  # the reader asks for another batch: the one it had is done
+            self._handed.handled()  # the reader asks for another batch: the one it had is done
             batch: list[NodeCommand] = []
             taken: list[Message] = []
             message = await self._mailbox.get()
@@ -113,7 +104,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
                 await self._mailbox.get()  # raises the closing error, if there is one
                 return
             if batch and not self.closed:  # closed during a parking: never handed out, never committed
-                self._pending, self._reader = taken, asyncio.current_task()
+                self._handed.hand(taken)
                 yield batch
 
     async def _accepted(self, message: Message, *, mark: bool = True) -> NodeCommand | None:
@@ -129,7 +120,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             if isinstance(error, UpstreamFormError):
                 if message.topic() in self._topics.upstream_requests:
                     if mark:  # a request for the controller's upstream intake, which acts on it
-                        self._mark(message)
+                        self._handed.mark(message)
                     return None
                 reason = (
                     f"an upstream-form message on {message.topic()}, which upstream never had and only "
@@ -138,21 +129,13 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
             parking = self._dead_letters.park(message, reason)
             await asyncio.shield(parking)  # a reader cancelled meanwhile does not stop the parking
             if mark:
-                self._mark(message)
+                self._handed.mark(message)
             return None
         if command.node_id != self.node_id:
             if mark:
-                self._mark(message)
+                self._handed.mark(message)
             return None
         return command
-
-    def _handled(self) -> None:
-        for message in self._pending:
-            self._mark(message)
-        self._pending = []
-
-    def _mark(self, message: Message) -> None:
-        self._consumer.mark(message.topic() or "", message.partition() or 0, message.offset() or 0)
 
     def _consumer_ended(self, error: BaseException | None) -> None:
         if error is not None and not self.closed:
@@ -164,9 +147,7 @@ class KafkaCommandSubscription(Subscription[NodeCommand]):
         if self.closed:
             return
         self.closed = True
-        if finished_normally(self._reader):
-            self._handled()
-        self._pending = []
+        self._handed.closing()
         self._mailbox.close()
         self._on_close(self)
         await self._consumer.stop(self._close_timeout_s)

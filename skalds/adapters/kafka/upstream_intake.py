@@ -18,8 +18,8 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from skalds.adapters.kafka.commands import finished_normally
 from skalds.adapters.kafka.consumer import ConsumerThread
+from skalds.adapters.kafka.handed_out import HandedOut
 from skalds.adapters.kafka.mailbox import Mailbox
 from skalds.adapters.kafka.messages import WireCodec
 from skalds.adapters.kafka.topics import Topics
@@ -58,8 +58,7 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
             on_batch=self._mailbox.put_many,
             on_end=self._consumer_ended,
         )
-        self._pending: Message | None = None
-        self._reader: asyncio.Task[Any] | None = None
+        self._handed = HandedOut(self._consumer)
         self.closed = False
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -70,15 +69,15 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
 
     async def _requests(self) -> AsyncIterator[UpstreamRequest]:
         while not self.closed:
-            self._handled()
+            self._handed.handled()  # the reader asks for another: the one it had is done
             message = await self._mailbox.get()
             if message is None:
                 return
             request = self._request(message)
             if request is None:
-                self._mark(message)
+                self._handed.mark(message)
                 continue
-            self._pending, self._reader = message, asyncio.current_task()
+            self._handed.hand([message])
             yield request
 
     def _request(self, message: Message) -> UpstreamRequest | None:
@@ -89,14 +88,6 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
             return self._codec.decode_upstream_request(kind, message.value())
         except ValidationError:
             return None  # not a request; the nodes park it with the reason
-
-    def _handled(self) -> None:
-        if self._pending is not None:
-            self._mark(self._pending)
-            self._pending = None
-
-    def _mark(self, message: Message) -> None:
-        self._consumer.mark(message.topic() or "", message.partition() or 0, message.offset() or 0)
 
     def _consumer_ended(self, error: BaseException | None) -> None:
         if error is not None and not self.closed:
@@ -109,9 +100,7 @@ class KafkaUpstreamRequests(Subscription[UpstreamRequest]):
         if self.closed:
             return
         self.closed = True
-        if finished_normally(self._reader):
-            self._handled()
-        self._pending = None
+        self._handed.closing()
         self._mailbox.close()
         self._on_close(self)
         await self._consumer.stop(self._close_timeout_s)
