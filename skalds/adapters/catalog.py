@@ -66,8 +66,11 @@ class PydanticWorkerCatalog(WorkerCatalog):
         self, class_name: str, current: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> Mapping[str, Any]:
         """``current`` with ``changes`` laid over it key by key (a key by field name or by alias is the
-        same key), validated as a whole."""
-        model = self._models.get(class_name)
+        same key), validated as a whole. A class this catalog does not know (a controller with no worker
+        classes of its own) is merged as plain keys and left to the caller's rules."""
+        if class_name not in self._models:
+            return {**current, **changes}
+        model = self._models[class_name]
         if model is None:
             return self.validate_attachments(class_name, {**current, **changes})
         _refuse_unknown_keys(model, changes)

@@ -103,3 +103,10 @@ def test_a_merge_lays_changes_over_the_current_key_by_key_whatever_name_a_key_is
     with pytest.raises(ValidationError) as caught:
         catalog().merged_attachments("Crawler", current, {"retrys": 1})
     assert caught.value.field == "attachments.retrys"
+
+
+def test_a_class_the_catalog_does_not_know_is_merged_as_plain_keys() -> None:
+    """A controller with no worker classes of its own still takes a PATCH: the keys are laid over the
+    stored ones and the catalog's usual rule for unknown classes applies afterwards."""
+    merged = PydanticWorkerCatalog().merged_attachments("Elsewhere", {"a": 1, "b": 2}, {"b": 3})
+    assert merged == {"a": 1, "b": 3}

@@ -280,3 +280,12 @@ async def test_put_replaces_the_attachments_and_patch_changes_only_the_keys_give
         "/api/tasks/cam/attachments", json={"attachments": {"fps": 1}, "expectedVersion": 1}
     )
     assert stale.status_code == 409
+
+
+async def test_a_controller_with_no_worker_classes_of_its_own_merges_a_patch(api: Api) -> None:
+    """``skalds controller`` runs no workers, so its catalog knows no class: a PATCH still merges."""
+    body = {"className": "Elsewhere", "id": "e1", "attachments": {"a": 1, "b": 2}}
+    assert (await api.client.post("/api/tasks", json=body)).status_code == 201
+    patched = await api.client.patch("/api/tasks/e1/attachments", json={"attachments": {"b": 3}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["data"]["attachments"] == {"a": 1, "b": 3}
