@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from functools import cached_property
 from typing import Any
 
 from litestar import Litestar, get
@@ -29,6 +30,7 @@ from skalds.entrypoints.api.event_feed import EventFeed
 from skalds.entrypoints.api.events import EventController
 from skalds.entrypoints.api.headers import security_headers
 from skalds.entrypoints.api.injection import provide_services
+from skalds.entrypoints.api.methods import allow_by_path, answer_head, answer_options
 from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
 from skalds.entrypoints.api.system import AlertController, SystemController
@@ -36,6 +38,22 @@ from skalds.entrypoints.api.tasks import TaskController
 from skalds.entrypoints.dashboard.routes import dashboard_router
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class SkaldsApp(Litestar):
+    """Litestar, answering HEAD and OPTIONS as HTTP means them (methods.py says what it does not)."""
+
+    @cached_property
+    def allowed_methods(self) -> dict[str, str]:
+        return allow_by_path(self.routes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # the ASGI triple
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            await answer_head(super().__call__, scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "OPTIONS":
+            await answer_options(super().__call__, scope, receive, send, self.allowed_methods)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 @get("/api", include_in_schema=False)
@@ -99,7 +117,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             await stop(container)
 
-    return Litestar(
+    return SkaldsApp(
         route_handlers=[
             metrics,
             api_index,

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from litestar import Request, Response
 
+from skalds.entrypoints.api.errors import error_answer
+
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -55,10 +57,6 @@ def _has_body(request: Request[Any, Any, Any]) -> bool:
     return "chunked" in request.headers.get("transfer-encoding", "").lower()
 
 
-def _refused(status: int, code: str, message: str) -> Response[dict[str, Any]]:
-    return Response({"error": code, "message": message, "status_code": status}, status_code=status)
-
-
 def cross_site_guard(cors_origins: Sequence[str], hosts: Sequence[str]) -> Any:
     """A ``before_request`` hook refusing foreign hosts, cross-site writes and non-JSON bodies."""
     trusted = frozenset(cors_origins)
@@ -68,7 +66,7 @@ def cross_site_guard(cors_origins: Sequence[str], hosts: Sequence[str]) -> Any:
     async def refuse_cross_site(request: Request[Any, Any, Any]) -> Response[dict[str, Any]] | None:
         if names is not None and host_name(request.headers.get("host", "")) not in names:
             shown = request.headers.get("host", "")
-            return _refused(
+            return error_answer(
                 400, "UNKNOWN_HOST", f"Host {shown!r} is not this server (controller.allowed_hosts)"
             )
         if request.method not in WRITES:
@@ -77,13 +75,15 @@ def cross_site_guard(cors_origins: Sequence[str], hosts: Sequence[str]) -> Any:
         if origin is not None and not everyone and origin not in trusted:
             own = urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
             if not own or origin == "null":
-                return _refused(
+                return error_answer(
                     403, "CROSS_SITE", f"a request from Origin {origin!r} may not change anything"
                 )
         elif origin is None and request.headers.get("sec-fetch-site") == "cross-site" and not everyone:
-            return _refused(403, "CROSS_SITE", "a cross-site request may not change anything")
+            return error_answer(403, "CROSS_SITE", "a cross-site request may not change anything")
         if _has_body(request) and not _json_type(request.headers.get("content-type", "")):
-            return _refused(415, "UNSUPPORTED_MEDIA_TYPE", "body: send it as Content-Type: application/json")
+            return error_answer(
+                415, "UNSUPPORTED_MEDIA_TYPE", "body: send it as Content-Type: application/json"
+            )
         return None
 
     return refuse_cross_site

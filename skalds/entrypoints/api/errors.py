@@ -21,20 +21,24 @@ from skalds.domain.errors import (
     TaskNotFoundError,
     ValidationError,
 )
+from skalds.entrypoints.api.headers import ALWAYS
 
 log = logging.getLogger(__name__)
 
 
-def _answer(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response({"error": code, "message": message, "status_code": status, **extra}, status_code=status)
+def error_answer(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    """The one error shape (``openapi.ErrorReply``), with the security headers: an answer made here may
+    never reach the ``after_request`` hook (a path no route matches)."""
+    body = {"error": code, "message": message, "status_code": status, **extra}
+    return Response(body, status_code=status, headers=dict(ALWAYS))
 
 
 def skalds_error(request: Request[Any, Any, Any], error: SkaldsError) -> Response[dict[str, Any]]:
     match error:
         case TaskNotFoundError() | NodeNotFoundError():
-            return _answer(404, "NOT_FOUND", str(error))
+            return error_answer(404, "NOT_FOUND", str(error))
         case IllegalTransitionError():
-            return _answer(
+            return error_answer(
                 409,
                 "INVALID_TRANSITION",
                 str(error),
@@ -43,15 +47,15 @@ def skalds_error(request: Request[Any, Any, Any], error: SkaldsError) -> Respons
                 reason=error.reason,
             )
         case ConflictError():
-            return _answer(409, "CONFLICT", str(error), currentVersion=error.actual_version)
+            return error_answer(409, "CONFLICT", str(error), currentVersion=error.actual_version)
         case TaskAlreadyExistsError():
-            return _answer(409, "ALREADY_EXISTS", str(error))
+            return error_answer(409, "ALREADY_EXISTS", str(error))
         case ValidationError():
-            return _answer(422, "VALIDATION_ERROR", str(error), field=error.field)
+            return error_answer(422, "VALIDATION_ERROR", str(error), field=error.field)
         case BackendUnavailableError():
-            return _answer(503, "BACKEND_UNAVAILABLE", str(error), backend=error.backend)
+            return error_answer(503, "BACKEND_UNAVAILABLE", str(error), backend=error.backend)
     log.exception("unexpected Skalds error", exc_info=error)
-    return _answer(500, "INTERNAL_ERROR", "an unexpected error occurred")
+    return error_answer(500, "INTERNAL_ERROR", "an unexpected error occurred")
 
 
 def pydantic_error(
@@ -62,7 +66,7 @@ def pydantic_error(
         for item in error.errors()
     ]
     first = problems[0]
-    return _answer(
+    return error_answer(
         422,
         "VALIDATION_ERROR",
         f"{first['field']}: {first['message']}",
@@ -99,7 +103,7 @@ def litestar_validation_error(
     extra = error.extra if isinstance(error.extra, list) else []
     problems = [{"field": _wire_name(e), "message": _problem_message(e)} for e in extra]
     message = f"{problems[0]['field']}: {problems[0]['message']}" if problems else error.detail
-    return _answer(
+    return error_answer(
         422, "VALIDATION_ERROR", message, field=problems[0]["field"] if problems else None, errors=problems
     )
 
@@ -119,7 +123,7 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
         limit = request.route_handler.resolve_request_max_body_size()
         shown = f" ({limit:,} bytes)" if isinstance(limit, int) else ""
         message = f"body: larger than this endpoint takes{shown}"
-    answer = _answer(status, codes.get(status, "HTTP_ERROR"), message, path=request.url.path)
+    answer = error_answer(status, codes.get(status, "HTTP_ERROR"), message, path=request.url.path)
     for name, value in (error.headers or {}).items():  # e.g. the Allow of a 405
         answer.headers[name] = value
     return answer
@@ -127,7 +131,7 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
 
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return _answer(500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has the details")
+    return error_answer(500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has the details")
 
 
 EXCEPTION_HANDLERS: Any = {

@@ -21,6 +21,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from skalds.entrypoints.api.event_feed import EventFeed, FeedClient, sse_message
 from skalds.entrypoints.api.frames import Stream
 from skalds.entrypoints.api.injection import Injected
+from skalds.entrypoints.api.openapi import READ, errors
+from skalds.entrypoints.api.replies import EventFeedStatus
 
 EVENT_STREAM = "text/event-stream"
 RETRY_MS = 3_000
@@ -88,21 +90,31 @@ def _stream(
 class EventController(Controller):
     path = "/api/events"
 
-    @get("/tasks", media_type=EVENT_STREAM, response_description="task frames, as they happen")
+    @get(
+        "/tasks",
+        media_type=EVENT_STREAM,
+        response_description="task frames, as they happen",
+        responses=errors(*READ, 422),
+    )
     async def task_events(
         self, request: Request[Any, Any, Any], services: Injected, task_id: FromQuery[str | None] = None
     ) -> ASGIApp:
         greeting = "Connected to Skalds Task events"
         return _stream(request, Stream.TASKS, greeting, task_id=task_id, node_id=None)
 
-    @get("/skalds", media_type=EVENT_STREAM, response_description="node frames, as they happen")
+    @get(
+        "/skalds",
+        media_type=EVENT_STREAM,
+        response_description="node frames, as they happen",
+        responses=errors(*READ, 422),
+    )
     async def skald_events(
         self, request: Request[Any, Any, Any], services: Injected, skald_id: FromQuery[str | None] = None
     ) -> ASGIApp:
         return _stream(request, Stream.SKALDS, "Connected to Skalds events", task_id=None, node_id=skald_id)
 
-    @get("/status")
-    async def status(self, request: Request[Any, Any, Any], services: Injected) -> dict[str, Any]:
+    @get("/status", responses=errors(*READ))
+    async def status(self, request: Request[Any, Any, Any], services: Injected) -> EventFeedStatus:
         feed: EventFeed = request.app.state.event_feed
         return {
             "connectedClients": len(feed.clients),

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 
 from skalds.domain.nodes import NodeHealth, NodeMode
 from skalds.entrypoints.api.injection import Injected
+from skalds.entrypoints.api.openapi import READ, errors
+from skalds.entrypoints.api.replies import SkaldJson, SkaldPage, SkaldStatusReply, SkaldTask, SkaldTasksReply
 from skalds.entrypoints.api.schemas import skald_json
 
 
 class SkaldController(Controller):
     path = "/api/skalds"
 
-    @get(["/", ""])
+    @get(["/", ""], responses=errors(*READ, 422))
     async def list_skalds(
         self,
         services: Injected,
         type: FromQuery[Literal["node", "edge", "single_process"] | None] = None,
         status: FromQuery[Literal["online", "offline"] | None] = None,
-    ) -> dict[str, Any]:
+    ) -> SkaldPage:
         """Upstream's filters, checked: an unknown ``type`` or ``status`` is a 422, not an empty page."""
         views = await services.queries.nodes()
         items = [skald_json(v) for v in views]
@@ -31,26 +33,26 @@ class SkaldController(Controller):
             items = [i for i in items if i["status"] == status]
         return {"items": items, "total": len(items)}
 
-    @get("/{skald_id:str}")
-    async def get_skald(self, services: Injected, skald_id: FromPath[str]) -> dict[str, Any]:
+    @get("/{skald_id:str}", responses=errors(*READ, 404))
+    async def get_skald(self, services: Injected, skald_id: FromPath[str]) -> SkaldJson:
         return skald_json(await services.queries.node(skald_id))
 
-    @get("/{skald_id:str}/tasks")
-    async def skald_tasks(self, services: Injected, skald_id: FromPath[str]) -> dict[str, Any]:
+    @get("/{skald_id:str}/tasks", responses=errors(*READ, 404))
+    async def skald_tasks(self, services: Injected, skald_id: FromPath[str]) -> SkaldTasksReply:
         view = await services.queries.node(skald_id)
-        tasks = [
+        tasks: list[SkaldTask] = [
             {
                 "id": t.id,
                 "className": t.class_name,
                 "assignedAt": t.assigned_at,
-                "lifecycleStatus": t.lifecycle_status.value,
+                "lifecycleStatus": t.lifecycle_status,
             }
             for t in view.tasks
         ]
         return {"skaldId": skald_id, "tasks": tasks, "totalTasks": len(tasks)}
 
-    @get("/{skald_id:str}/status")
-    async def skald_status(self, services: Injected, skald_id: FromPath[str]) -> dict[str, Any]:
+    @get("/{skald_id:str}/status", responses=errors(*READ, 404))
+    async def skald_status(self, services: Injected, skald_id: FromPath[str]) -> SkaldStatusReply:
         view = await services.queries.node(skald_id)
         node, online = view.node, view.health is NodeHealth.ONLINE
         return {

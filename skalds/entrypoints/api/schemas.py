@@ -6,9 +6,9 @@ built from domain objects, so what goes out is exactly what the dashboard contra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from skalds.application.queries import NodeView, Summary
@@ -18,6 +18,8 @@ from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import NodeHealth, NodeMode
 from skalds.domain.task import MAX_PRIORITY, MIN_PRIORITY, TaskStatus
 from skalds.domain.upstream_codes import to_upstream_code
+from skalds.entrypoints.api.openapi import body
+from skalds.entrypoints.api.replies import AlertJson, HeartbeatJson, SkaldJson, SummaryReply
 
 INT64_MAX = 2**63 - 1  # what BSON and most stores can hold
 MAX_ATTEMPTS = 1_000_000
@@ -57,8 +59,15 @@ class CreateTaskRequest(_Request):
         )
 
 
+SETTABLE_STATUSES = (TaskStatus.CREATED, TaskStatus.CANCELLED)
+"""What upstream's PUT .../status takes: Cancelled cancels, Created re-queues (the task service says so)."""
+
+
 class UpdateStatusRequest(_Request):
-    lifecycle_status: TaskStatus
+    # the schema lists the two values the service takes; any other status is its 422, which names them
+    lifecycle_status: Annotated[
+        TaskStatus, WithJsonSchema({"type": "string", "enum": [s.value for s in SETTABLE_STATUSES]})
+    ]
 
 
 class UpdateAttachmentsRequest(_Request):
@@ -66,7 +75,21 @@ class UpdateAttachmentsRequest(_Request):
     expected_version: int | None = Field(default=None, ge=1, le=INT64_MAX, strict=True)
 
 
-def heartbeat_json(report: HeartbeatReport) -> dict[str, Any]:
+CreateBody: TypeAlias = Annotated[
+    dict[str, Any],
+    body(CreateTaskRequest, "A task to create; only className is required (docs/api.md: limits, id rules)"),
+]
+StatusBody: TypeAlias = Annotated[
+    dict[str, Any], body(UpdateStatusRequest, "Cancelled cancels the task; Created re-queues a finished one")
+]
+AttachmentsBody: TypeAlias = Annotated[
+    dict[str, Any],
+    body(UpdateAttachmentsRequest, "PUT: the whole new attachments; PATCH: the keys to change"),
+]
+"""The bodies as the handlers read them (plain JSON, validated by the model), described by the model."""
+
+
+def heartbeat_json(report: HeartbeatReport) -> HeartbeatJson:
     return {
         "receivedAt": report.received_at,
         "sequence": report.sequence,
@@ -81,7 +104,7 @@ def heartbeat_json(report: HeartbeatReport) -> dict[str, Any]:
     }
 
 
-def skald_json(view: NodeView) -> dict[str, Any]:
+def skald_json(view: NodeView) -> SkaldJson:
     """Upstream's SkaldResponse: type node or edge, status online or offline, lastHeartbeat a string."""
     node = view.node
     online = view.health is NodeHealth.ONLINE
@@ -104,7 +127,7 @@ def skald_json(view: NodeView) -> dict[str, Any]:
     }
 
 
-def summary_json(summary: Summary) -> dict[str, Any]:
+def summary_json(summary: Summary) -> SummaryReply:
     """Upstream's DashboardSummary (the 10 ints), plus pausedTasks and createdTasks."""
     counts = summary.by_status
     return {
@@ -123,7 +146,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
     }
 
 
-def alert_json(alert: Alert) -> dict[str, Any]:
+def alert_json(alert: Alert) -> AlertJson:
     return {
         "id": alert.id,
         "rule": alert.rule.value,
@@ -134,8 +157,3 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "resolvedAt": alert.resolved_at,
         "active": alert.active,
     }
-
-
-def success(message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Upstream's SuccessResponse envelope for mutations."""
-    return {"success": True, "message": message, "data": data}

@@ -6,15 +6,28 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
 import skalds
 from skalds.domain.task import TaskStatus
 from skalds.entrypoints.api.frames import frames_for
 from skalds.entrypoints.api.injection import Injected
+from skalds.entrypoints.api.openapi import READ, errors
+from skalds.entrypoints.api.replies import (
+    ActivityReply,
+    AlertPage,
+    HealthReply,
+    MetricsReply,
+    SummaryReply,
+    SystemStatusReply,
+)
 from skalds.entrypoints.api.schemas import alert_json, summary_json
 
 PROBE_TIMEOUT_S = 2.0
+UNHEALTHY = ResponseSpec(
+    data_container=HealthReply, description="a dependency did not answer: details names it and why"
+)
 
 
 async def _probe(check: Any) -> str | None:
@@ -28,8 +41,8 @@ async def _probe(check: Any) -> str | None:
 class SystemController(Controller):
     path = "/api/system"
 
-    @get("/health")
-    async def health(self, services: Injected) -> Response[dict[str, Any]]:
+    @get("/health", responses={**errors(400, 401), 503: UNHEALTHY})
+    async def health(self, services: Injected) -> Response[HealthReply]:
         """200 when every dependency answers, 503 with the failing ones named otherwise."""
         checks = {
             "repository": services.repository.ping(),
@@ -40,7 +53,7 @@ class SystemController(Controller):
         found = await asyncio.gather(*(_probe(check) for check in checks.values()))
         problems = dict(zip(names, found, strict=True))
         healthy = not any(problems.values())
-        body = {
+        body: HealthReply = {
             "status": "healthy" if healthy else "unhealthy",
             "timestamp": services.clock.now_ms(),
             "services": {
@@ -50,8 +63,8 @@ class SystemController(Controller):
         }
         return Response(body, status_code=200 if healthy else 503)
 
-    @get("/status")
-    async def status(self, request: Request[Any, Any, Any], services: Injected) -> dict[str, Any]:
+    @get("/status", responses=errors(*READ))
+    async def status(self, request: Request[Any, Any, Any], services: Injected) -> SystemStatusReply:
         dispatcher, monitor = services.dispatcher, services.monitor
         loops = request.app.state.get("loops", {})
 
@@ -87,12 +100,12 @@ class SystemController(Controller):
             ],
         }
 
-    @get("/dashboard/summary")
-    async def dashboard_summary(self, services: Injected) -> dict[str, Any]:
+    @get("/dashboard/summary", responses=errors(*READ))
+    async def dashboard_summary(self, services: Injected) -> SummaryReply:
         return summary_json(await services.queries.summary())
 
-    @get("/metrics")
-    async def metrics(self, services: Injected) -> dict[str, Any]:
+    @get("/metrics", responses=errors(*READ))
+    async def metrics(self, services: Injected) -> MetricsReply:
         summary = await services.queries.summary()
         views = await services.queries.nodes()
         distribution = {v.node.id: len(v.tasks) for v in views}
@@ -114,8 +127,8 @@ class SystemController(Controller):
             },
         }
 
-    @get("/activity")
-    async def recent_activity(self, services: Injected, limit: FromQuery[int] = 50) -> dict[str, Any]:
+    @get("/activity", responses=errors(*READ, 422))
+    async def recent_activity(self, services: Injected, limit: FromQuery[int] = 50) -> ActivityReply:
         recent = services.activity.recent(min(max(limit, 1), 500))
         # what happened, once each: not upstream's copy of a change (a task_heartbeat with ``change``)
         frames = [framed.frame for event in recent for framed in frames_for(event)]
@@ -125,9 +138,9 @@ class SystemController(Controller):
 class AlertController(Controller):
     path = "/api/alerts"
 
-    @get(["/", ""])
+    @get(["/", ""], responses=errors(*READ, 422))
     async def alerts(
         self, services: Injected, active: FromQuery[bool] = False, limit: FromQuery[int] = 100
-    ) -> dict[str, Any]:
+    ) -> AlertPage:
         chosen = services.alerts.active() if active else services.alerts.history(min(max(limit, 1), 1_000))
         return {"items": [alert_json(a) for a in chosen], "total": len(chosen)}
