@@ -252,9 +252,13 @@ class LimitsSettings(_Section):
     labels: Annotated[int, Field(ge=0)] = 64  # required labels per task
     label_chars: Annotated[int, Field(gt=0)] = 200  # a label's key or value, a dependency's id
     attachments_bytes: Annotated[int, Field(gt=0, le=1_048_576)] = 1_048_576  # as compact JSON
+    # a request body as sent (413 beyond): one create with the largest attachments fits in the default
+    body_bytes: Annotated[int, Field(ge=1_024)] = 2 * 1_048_576
+    # POST /api/tasks/batch's body: 16 KiB per item of a full batch of 1,000 on average
+    batch_body_bytes: Annotated[int, Field(ge=1_024)] = 16 * 1_048_576
 
     def drafts(self) -> DraftLimits:
-        return DraftLimits(**self.model_dump())
+        return DraftLimits(**self.model_dump(exclude={"body_bytes", "batch_body_bytes"}))
 
 
 class ControllerSettings(_Section):

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from functools import cached_property
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
@@ -34,10 +34,8 @@ from skalds.entrypoints.api.methods import allow_by_path, answer_head, answer_op
 from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
 from skalds.entrypoints.api.system import AlertController, SystemController
-from skalds.entrypoints.api.tasks import TaskController
+from skalds.entrypoints.api.tasks import TaskController, create_tasks
 from skalds.entrypoints.dashboard.routes import dashboard_router
-
-MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 class SkaldsApp(Litestar):
@@ -79,6 +77,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
     ``embedded`` is entered once the loops run and left before they stop, so a node in the same process
     drains while the dispatcher, monitor and adapters are still there."""
     controller = container.settings().controller
+    limits = container.settings().limits
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -122,6 +121,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             metrics,
             api_index,
             TaskController,
+            Router("/", route_handlers=[create_tasks], request_max_body_size=limits.batch_body_bytes),
             SkaldController,
             SystemController,
             AlertController,
@@ -135,7 +135,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
         guards=[api_key_guard] if controller.api_key else [],
         cors_config=CORSConfig(allow_origins=controller.cors_origins) if controller.cors_origins else None,
         openapi_config=OpenAPIConfig(title="Skalds", version=skalds.__version__, path="/schema"),
-        request_max_body_size=MAX_BODY_BYTES,
+        request_max_body_size=limits.body_bytes,
         request_class=BoundedRequest,
         after_request=security_headers,
         before_request=cross_site_guard(

@@ -21,10 +21,6 @@ from skalds.domain.errors import ValidationError
 from skalds.domain.task import Task
 from skalds.entrypoints.api.schemas import CreateTaskRequest
 
-MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024
-"""The app's 2 MiB fits one create with 1 MiB of attachments. A batch of 1,000 gets 16 KiB per item on
-average: 50 times a typical body, while the decoded JSON stays in the low hundreds of MB at worst."""
-
 BATCH_DESCRIPTION = """\
 Request: `{"tasks": [<a POST /api/tasks body>, ...]}`, 1 to `controller.max_batch_tasks` items (default
 1,000). All or none: every item is checked first, as a single create checks its body.
@@ -37,8 +33,8 @@ starts with it: `tasks[3].className: unknown worker class 'X'; known: ...`, `tas
 `tasks[2].id: task 'a' already exists` (or `'a' is already the id of tasks[0]`). An empty list or more
 than the limit is a 422 on `tasks`.
 
-413 `TOO_LARGE`: a body over 16 MiB. 409 `ALREADY_EXISTS`: another writer took an id during the insert; on
-MongoDB the tasks before it in the list were created.
+413 `TOO_LARGE`: a body over `limits.batch_body_bytes` (16 MiB). 409 `ALREADY_EXISTS`: another writer
+took an id during the insert; on MongoDB the tasks before it in the list were created.
 """
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}

@@ -125,3 +125,14 @@ async def test_the_limits_are_settings_and_a_batch_names_its_item() -> None:
 async def test_a_body_over_the_request_limit_is_a_413(api: Api) -> None:
     response = await api.client.post("/api/tasks", json={"className": CLASS, "description": "x" * 3_000_000})
     assert response.status_code == 413 and response.json()["error"] == "TOO_LARGE"
+
+
+async def test_the_body_limits_are_settings_and_the_413_names_them() -> None:
+    async for api in open_api(limits={"body_bytes": 4_096, "batch_body_bytes": 8_192}):
+        one = await api.client.post("/api/tasks", json={"className": CLASS, "description": "x" * 5_000})
+        assert one.status_code == 413 and "(4,096 bytes)" in one.json()["message"]
+        batch = [{"className": CLASS, "description": "x" * 3_000}] * 2
+        fits = await api.client.post("/api/tasks/batch", json={"tasks": batch})
+        assert fits.status_code == 201, fits.text  # over the single limit, under the batch's own
+        over = await api.client.post("/api/tasks/batch", json={"tasks": batch * 2})
+        assert over.status_code == 413 and "(8,192 bytes)" in over.json()["message"]
