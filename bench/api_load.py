@@ -3,7 +3,11 @@ in-memory backend); prints a table.
 
 - `GET /api/tasks?page=…` requests/s with 1,000 stored tasks (target >= 2,000 req/s);
 - SSE delivery latency to 1,000 connected clients: from the create request to each client reading the
-  task's first frame (target p99 <= 100 ms).
+  task's first frame (target p99 <= 100 ms);
+- page latency with large tasks stored: 100 tasks at every size limit (10,000-character name, description
+  and source, 1,000 dependencies, 64 labels, ~1 MiB of attachments) beside the 1,000 small ones. A page of
+  small tasks must cost what it did before they were stored (flat); a page of the large ones is shown
+  with its size, since what a page costs grows with what it holds.
 The load generator runs in this process on the same machine, so both numbers are lower bounds.
 Run: .venv/bin/python bench/api_load.py [--seconds 5] [--clients 1000]
 """
@@ -49,6 +53,12 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+    return (await _get_sized(reader, writer, path))[0]
+
+
+async def _get_sized(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+) -> tuple[int, int]:
     """One keep-alive HTTP/1.1 GET on a raw connection: a load generator cheaper than the server it loads."""
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
@@ -59,7 +69,44 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path:
         if line.lower().startswith(b"content-length:")
     )
     await reader.readexactly(length)
-    return status
+    return status, length
+
+
+async def page_latency(
+    port: int, first_page: int, pages: int, requests: int = 200
+) -> tuple[float, float, int]:
+    """Sequential GETs of pages ``first_page`` .. ``first_page + pages - 1`` (20 per page) on one
+    connection: p50 and p95 in ms, and the largest page in bytes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    took, sizes = [], []
+    for i in range(requests):
+        started = time.perf_counter()
+        status, size = await _get_sized(
+            reader, writer, f"/api/tasks?page={first_page + i % pages}&pageSize=20"
+        )
+        took.append((time.perf_counter() - started) * 1000)
+        assert status == 200, status
+        sizes.append(size)
+    writer.close()
+    took.sort()
+    return statistics.median(took), took[round(0.95 * (len(took) - 1))], max(sizes)
+
+
+LARGE_TASKS = 100
+
+
+def large_task(i: int) -> dict[str, object]:
+    """A task at every limit of the default settings (limits.*), its attachments just under 1 MiB."""
+    return {
+        "className": "BenchWorker",
+        "id": f"large{i:03d}",
+        "name": "n" * 10_000,
+        "description": "d" * 10_000,
+        "source": "s" * 10_000,
+        "dependencies": [f"dependency-{j:04d}-{'x' * 24}" for j in range(1_000)],
+        "requiredLabels": {f"label{j:02d}": "v" * 200 for j in range(64)},
+        "attachments": {"frames": ["f" * 1_000] * 1_000},
+    }
 
 
 async def throughput(port: int, seconds: float, concurrency: int = 32) -> tuple[float, int]:
@@ -160,6 +207,15 @@ async def main(seconds: float, clients: int) -> None:
         await throughput(port, 1)  # warm-up: the first second of a fresh process is slower
         rates = [await throughput(port, seconds) for _ in range(ROUNDS)]
         fan_outs = [sorted(await fan_out(port, clients, f"fanout{i}")) for i in range(ROUNDS)]
+        small_only = await page_latency(port, 1, 50)
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            for i in range(LARGE_TASKS):
+                created = await client.post("/api/tasks", json=large_task(i))
+                assert created.status_code == 201, created.text[:300]
+        # newest first: the large tasks fill pages 1-5, the small ones (and the fan-out tasks) follow
+        large_pages = LARGE_TASKS // 20
+        small_beside_large = await page_latency(port, large_pages + 2, 45)
+        large = await page_latency(port, 1, large_pages, requests=50)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -176,6 +232,15 @@ async def main(seconds: float, clients: int) -> None:
     print(f"| GET /api/tasks?page=… (1,000 tasks, 20 per page, 32 connections) | {result} | ≥ 2,000 req/s |")
     print(f"| SSE delivery to {clients} clients, p50 | {_range(p50s)} | |")
     print(f"| SSE delivery to {clients} clients, p99 | {_range(p99s)} | ≤ 100 ms |")
+    print()
+    print("| page of 20 (one connection, sequential) | p50 | p95 | page size |")
+    print("|---|---:|---:|---:|")
+    for what, (p50, p95, size) in [
+        ("small tasks, 1,000 small stored", small_only),
+        (f"small tasks, {LARGE_TASKS} tasks at the limits stored too", small_beside_large),
+        ("tasks at the limits", large),
+    ]:
+        print(f"| {what} | {p50:.1f} ms | {p95:.1f} ms | {size / 1024:,.0f} KiB |")
 
 
 def _p99(latencies: list[float]) -> float:
