@@ -222,7 +222,8 @@ class WorkerCatalog(Protocol):
     def merged_attachments(
         self, class_name: str, current: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> Mapping[str, Any]:
-        """``changes`` laid over ``current`` key by key, validated as a whole (PATCH)."""
+        """``changes`` laid over ``current`` key by key, validated as a whole (PATCH); for a class the
+        catalog does not know, merged as plain keys and left to the caller's rules."""
         ...
 
 

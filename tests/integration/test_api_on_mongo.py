@@ -1,6 +1,7 @@
 """What a client sends that MongoDB cannot store is refused with a 422 naming it, never a 500: BSON holds
-64-bit integers, and a 2^70 in any field (a task's fields, a page number, an attachment value, however deep)
-is checked before it reaches the store."""
+64-bit integers. A task's integer fields, a page and an expected version are bounded by the request models
+before any store; an attachment value (however deep) is free-form and reaches the Mongo adapter's own
+check, which names its path."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from skalds.entrypoints.api.event_feed import EventFeed
 from skalds.entrypoints.api.events import EventController
 from skalds.entrypoints.api.headers import security_headers
 from skalds.entrypoints.api.injection import provide_services
-from skalds.entrypoints.api.methods import allow_by_path, answer_head, answer_options
+from skalds.entrypoints.api.methods import AllowedMethods, answer_head, answer_options
 from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
 from skalds.entrypoints.api.system import AlertController, SystemController
@@ -42,8 +42,8 @@ class SkaldsApp(Litestar):
     """Litestar, answering HEAD and OPTIONS as HTTP means them (methods.py says what it does not)."""
 
     @cached_property
-    def allowed_methods(self) -> dict[str, str]:
-        return allow_by_path(self.routes)
+    def allowed_methods(self) -> AllowedMethods:
+        return AllowedMethods(self.routes)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # the ASGI triple
         if scope["type"] == "http" and scope["method"] == "HEAD":

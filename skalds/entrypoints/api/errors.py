@@ -126,6 +126,11 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
     answer = error_answer(status, codes.get(status, "HTTP_ERROR"), message, path=request.url.path)
     for name, value in (error.headers or {}).items():  # e.g. the Allow of a 405
         answer.headers[name] = value
+    if status == 405:  # the path's whole list, as OPTIONS gives it (methods.py)
+        methods = getattr(request.app, "allowed_methods", None)
+        allowed = methods.for_path(request.url.path) if methods is not None else None
+        if allowed:
+            answer.headers["allow"] = allowed
     return answer
 
 

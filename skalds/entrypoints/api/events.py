@@ -21,7 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from skalds.entrypoints.api.event_feed import EventFeed, FeedClient, sse_message
 from skalds.entrypoints.api.frames import Stream
 from skalds.entrypoints.api.injection import Injected
-from skalds.entrypoints.api.openapi import READ, errors
+from skalds.entrypoints.api.openapi import READ, error_responses
 from skalds.entrypoints.api.replies import EventFeedStatus
 
 EVENT_STREAM = "text/event-stream"
@@ -94,7 +94,7 @@ class EventController(Controller):
         "/tasks",
         media_type=EVENT_STREAM,
         response_description="task frames, as they happen",
-        responses=errors(*READ, 422),
+        responses=error_responses(*READ, 422),
     )
     async def task_events(
         self, request: Request[Any, Any, Any], services: Injected, task_id: FromQuery[str | None] = None
@@ -106,14 +106,14 @@ class EventController(Controller):
         "/skalds",
         media_type=EVENT_STREAM,
         response_description="node frames, as they happen",
-        responses=errors(*READ, 422),
+        responses=error_responses(*READ, 422),
     )
     async def skald_events(
         self, request: Request[Any, Any, Any], services: Injected, skald_id: FromQuery[str | None] = None
     ) -> ASGIApp:
         return _stream(request, Stream.SKALDS, "Connected to Skalds events", task_id=None, node_id=skald_id)
 
-    @get("/status", responses=errors(*READ))
+    @get("/status", responses=error_responses(*READ))
     async def status(self, request: Request[Any, Any, Any], services: Injected) -> EventFeedStatus:
         feed: EventFeed = request.app.state.event_feed
         return {

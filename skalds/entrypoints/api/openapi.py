@@ -23,8 +23,8 @@ class Problem(TypedDict):
 class ErrorReply(TypedDict):
     """Every error answer. ``error`` is a stable code (NOT_FOUND, INVALID_TRANSITION, CONFLICT,
     ALREADY_EXISTS, VALIDATION_ERROR, BAD_REQUEST, UNKNOWN_HOST, UNAUTHORIZED, FORBIDDEN, CROSS_SITE,
-    METHOD_NOT_ALLOWED, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, BACKEND_UNAVAILABLE, INTERNAL_ERROR); ``message``
-    starts with the field it is about; the other keys come with the codes that have them."""
+    METHOD_NOT_ALLOWED, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, BACKEND_UNAVAILABLE, HTTP_ERROR, INTERNAL_ERROR);
+    ``message`` starts with the field it is about; the other keys come with the codes that have them."""
 
     error: str
     message: str
@@ -45,7 +45,6 @@ MEANINGS = {
     401: "UNAUTHORIZED: controller.api_key is set and X-API-Key (or ?apiKey= on reads) is missing or wrong",
     403: "CROSS_SITE: a write from another site's page (its Origin or Sec-Fetch-Site)",
     404: "NOT_FOUND: no task or node has this id",
-    405: "METHOD_NOT_ALLOWED: Allow lists the methods the path takes",
     409: "INVALID_TRANSITION (fromStatus, command, reason): the task's status does not allow it; CONFLICT "
     "(currentVersion): expectedVersion is not the stored one; ALREADY_EXISTS: the id is taken",
     413: "TOO_LARGE: the body is over the endpoint's byte limit",
@@ -60,7 +59,7 @@ WRITE = (*READ, 403, 413, 415, 422)
 """What any write can answer: a body may be refused at the door or by its model."""
 
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """The error answers an operation documents, each in the one shape."""
     return {
         status: ResponseSpec(data_container=ErrorReply, description=MEANINGS[status], generate_examples=False)

@@ -8,7 +8,7 @@ client generated from ``/schema`` reads what is sent. Keys are the wire's camelC
 # no ``from __future__ import annotations``: TypedDict reads NotRequired only from real annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
-from skalds.domain.task import TaskStatus
+from skalds.domain.task import DesiredState, TaskStatus
 
 
 class HeartbeatJson(TypedDict):
@@ -56,7 +56,7 @@ class StatusData(TypedDict):
     status: TaskStatus
     # the status now: a running task stays Running until its worker stopped
     lifecycleStatus: TaskStatus
-    desiredState: str
+    desiredState: DesiredState
 
 
 class StatusReply(TypedDict):

@@ -26,7 +26,9 @@ MAX_ATTEMPTS = 1_000_000
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    """The wire's camelCase names only, nothing else (``extra="forbid"``): what /schema says a body is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
 
 
 class CreateTaskRequest(_Request):

@@ -13,7 +13,7 @@ import skalds
 from skalds.domain.task import TaskStatus
 from skalds.entrypoints.api.frames import frames_for
 from skalds.entrypoints.api.injection import Injected
-from skalds.entrypoints.api.openapi import READ, errors
+from skalds.entrypoints.api.openapi import READ, error_responses
 from skalds.entrypoints.api.replies import (
     ActivityReply,
     AlertPage,
@@ -41,7 +41,7 @@ async def _probe(check: Any) -> str | None:
 class SystemController(Controller):
     path = "/api/system"
 
-    @get("/health", responses={**errors(400, 401), 503: UNHEALTHY})
+    @get("/health", responses={**error_responses(400, 401), 503: UNHEALTHY})
     async def health(self, services: Injected) -> Response[HealthReply]:
         """200 when every dependency answers, 503 with the failing ones named otherwise."""
         checks = {
@@ -63,7 +63,7 @@ class SystemController(Controller):
         }
         return Response(body, status_code=200 if healthy else 503)
 
-    @get("/status", responses=errors(*READ))
+    @get("/status", responses=error_responses(*READ))
     async def status(self, request: Request[Any, Any, Any], services: Injected) -> SystemStatusReply:
         dispatcher, monitor = services.dispatcher, services.monitor
         loops = request.app.state.get("loops", {})
@@ -100,11 +100,11 @@ class SystemController(Controller):
             ],
         }
 
-    @get("/dashboard/summary", responses=errors(*READ))
+    @get("/dashboard/summary", responses=error_responses(*READ))
     async def dashboard_summary(self, services: Injected) -> SummaryReply:
         return summary_json(await services.queries.summary())
 
-    @get("/metrics", responses=errors(*READ))
+    @get("/metrics", responses=error_responses(*READ))
     async def metrics(self, services: Injected) -> MetricsReply:
         summary = await services.queries.summary()
         views = await services.queries.nodes()
@@ -127,7 +127,7 @@ class SystemController(Controller):
             },
         }
 
-    @get("/activity", responses=errors(*READ, 422))
+    @get("/activity", responses=error_responses(*READ, 422))
     async def recent_activity(self, services: Injected, limit: FromQuery[int] = 50) -> ActivityReply:
         recent = services.activity.recent(min(max(limit, 1), 500))
         # what happened, once each: not upstream's copy of a change (a task_heartbeat with ``change``)
@@ -138,7 +138,7 @@ class SystemController(Controller):
 class AlertController(Controller):
     path = "/api/alerts"
 
-    @get(["/", ""], responses=errors(*READ, 422))
+    @get(["/", ""], responses=error_responses(*READ, 422))
     async def alerts(
         self, services: Injected, active: FromQuery[bool] = False, limit: FromQuery[int] = 100
     ) -> AlertPage:

@@ -19,7 +19,7 @@ from skalds.entrypoints.api.batch import (
     batch_drafts,
 )
 from skalds.entrypoints.api.injection import Injected
-from skalds.entrypoints.api.openapi import READ, WRITE, errors
+from skalds.entrypoints.api.openapi import READ, WRITE, error_responses
 from skalds.entrypoints.api.replies import (
     AttachmentsData,
     AttachmentsReply,
@@ -56,8 +56,8 @@ async def _one(services: Services, task: Task) -> TaskResponse:
     return task_response(task, report, services.dispatcher.pending_reason(task.id))
 
 
-STATUS_NAMES = [s.value for s in TaskStatus]
-"""The filter's documented values; the lookup also ignores case (upstream's dashboard sends these)."""
+STATUS_NAMES = ["", *(s.value for s in TaskStatus)]
+"""The filter's documented values ("" is no filter); the lookup also ignores case."""
 MAX_PAGE = 1_000_000_000  # page x pageSize stays a 64-bit offset for every backend
 
 
@@ -79,7 +79,7 @@ CHANGE = (*WRITE, 404, 409)
 class TaskController(Controller):
     path = "/api/tasks"
 
-    @get(["/", ""], responses=errors(*READ, 422))
+    @get(["/", ""], responses=error_responses(*READ, 422))
     async def list_tasks(  # noqa: PLR0917 - one parameter per upstream query name
         self,
         services: Injected,
@@ -109,20 +109,20 @@ class TaskController(Controller):
         items = [task_response(t, reports.get(t.id), pending(t.id)) for t in found.items]
         return TaskPageResponse(items=items, total=found.total, page=page, page_size=page_size)
 
-    @post(["/", ""], status_code=201, responses=errors(*WRITE, 409))
+    @post(["/", ""], status_code=201, responses=error_responses(*WRITE, 409))
     async def create_task(self, services: Injected, data: CreateBody) -> TaskResponse:
         task = await services.tasks.create(CreateTaskRequest.model_validate(data).draft())
         return task_response(task)
 
-    @get("/classnames", responses=errors(*READ))
+    @get("/classnames", responses=error_responses(*READ))
     async def class_names(self, services: Injected) -> list[str]:
         return list(await services.tasks.class_names())
 
-    @get("/{task_id:str}", responses=errors(*ONE))
+    @get("/{task_id:str}", responses=error_responses(*ONE))
     async def get_task(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.get(task_id))
 
-    @get("/{task_id:str}/heartbeat", responses=errors(*ONE, 422))
+    @get("/{task_id:str}/heartbeat", responses=error_responses(*ONE, 422))
     async def heartbeat(
         self,
         services: Injected,
@@ -147,7 +147,7 @@ class TaskController(Controller):
             "heartbeatHistory": [heartbeat_json(r) for r in history],
         }
 
-    @put("/{task_id:str}/attachments", responses=errors(*CHANGE))
+    @put("/{task_id:str}/attachments", responses=error_responses(*CHANGE))
     async def update_attachments(
         self, services: Injected, task_id: FromPath[str], data: AttachmentsBody
     ) -> AttachmentsReply:
@@ -157,7 +157,7 @@ class TaskController(Controller):
         )
         return _attachments_reply(task)
 
-    @patch("/{task_id:str}/attachments", responses=errors(*CHANGE))
+    @patch("/{task_id:str}/attachments", responses=error_responses(*CHANGE))
     async def patch_attachments(
         self, services: Injected, task_id: FromPath[str], data: AttachmentsBody
     ) -> AttachmentsReply:
@@ -168,7 +168,7 @@ class TaskController(Controller):
         )
         return _attachments_reply(task)
 
-    @put("/{task_id:str}/status", responses=errors(*CHANGE))
+    @put("/{task_id:str}/status", responses=error_responses(*CHANGE))
     async def update_status(
         self, services: Injected, task_id: FromPath[str], data: StatusBody
     ) -> StatusReply:
@@ -184,11 +184,11 @@ class TaskController(Controller):
                 # is ours, in ``lifecycleStatus`` and ``desiredState``
                 "status": request.lifecycle_status,
                 "lifecycleStatus": task.lifecycle_status,
-                "desiredState": task.desired_state.value,
+                "desiredState": task.desired_state,
             },
         }
 
-    @delete("/{task_id:str}", status_code=200, responses=errors(*CHANGE))
+    @delete("/{task_id:str}", status_code=200, responses=error_responses(*CHANGE))
     async def delete_task(
         self, services: Injected, task_id: FromPath[str], purge: FromQuery[bool] = False
     ) -> DeletedReply:
@@ -200,19 +200,19 @@ class TaskController(Controller):
         data: DeletedData = {"taskId": task.id, "status": task.lifecycle_status}
         return {"success": True, "message": "Task cancelled successfully", "data": data}
 
-    @post("/{task_id:str}/cancel", status_code=200, responses=errors(*CHANGE))
+    @post("/{task_id:str}/cancel", status_code=200, responses=error_responses(*CHANGE))
     async def cancel(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.cancel(task_id))
 
-    @post("/{task_id:str}/pause", status_code=200, responses=errors(*CHANGE))
+    @post("/{task_id:str}/pause", status_code=200, responses=error_responses(*CHANGE))
     async def pause(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.pause(task_id))
 
-    @post("/{task_id:str}/resume", status_code=200, responses=errors(*CHANGE))
+    @post("/{task_id:str}/resume", status_code=200, responses=error_responses(*CHANGE))
     async def resume(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.resume(task_id))
 
-    @post("/{task_id:str}/retry", status_code=200, responses=errors(*CHANGE))
+    @post("/{task_id:str}/retry", status_code=200, responses=error_responses(*CHANGE))
     async def retry(self, services: Injected, task_id: FromPath[str]) -> TaskResponse:
         return await _one(services, await services.tasks.retry(task_id))
 
@@ -222,7 +222,7 @@ class TaskController(Controller):
     status_code=201,
     summary="Create many tasks, all or none",
     description=BATCH_DESCRIPTION,
-    responses=errors(*WRITE, 409),
+    responses=error_responses(*WRITE, 409),
 )
 async def create_tasks(services: Injected, data: BatchBody) -> BatchCreatedResponse:
     """The request, the answer and every refusal are ``BATCH_DESCRIPTION`` (OpenAPI shows it). Outside

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 
 from skalds.domain import events as ev
+from skalds.domain.nodes import NodeMode
 from tests.unit.api.conftest import Api, Served
 from tests.unit.application.harness import CLASS
 
@@ -193,3 +195,17 @@ async def test_a_skalds_status_activity_and_the_api_index_answer(api: Api) -> No
     assert 0 < len(activity) <= 5 and {"type", "timestamp"} <= activity[0].keys()
     index = (await api.client.get("/api")).json()
     assert index["endpoints"]["tasks"] == "/api/tasks"
+
+
+async def test_the_single_process_filter_finds_single_process_nodes(api: Api) -> None:
+    """Upstream's ``type`` says node or edge (a single_process node shows as edge); the filter value
+    single_process picks those by their mode."""
+    await api.system.add_node("n1")
+    [view] = await api.services.queries.nodes()
+    alone = dataclasses.replace(view.node, id="sp1", mode=NodeMode.SINGLE_PROCESS)
+    await api.services.live_state.put_node(alone)
+    found = (await api.client.get("/api/skalds", params={"type": "single_process"})).json()
+    assert [item["id"] for item in found["items"]] == ["sp1"]
+    assert [
+        i["id"] for i in (await api.client.get("/api/skalds", params={"type": "node"})).json()["items"]
+    ] == ["n1"]

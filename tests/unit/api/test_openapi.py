@@ -104,3 +104,19 @@ async def test_an_answer_no_route_made_still_carries_the_security_headers(api: A
     assert response.status_code == 404 and response.json()["error"] == "NOT_FOUND"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PUT", "/api/tasks"), ("PUT", "/api/tasks/t1"), ("GET", "/api/tasks/batch")]
+)
+async def test_a_405_lists_the_same_methods_as_options(api: Api, method: str, path: str) -> None:
+    refused = await api.client.request(method, path, json={})
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == (await api.client.options(path)).headers["allow"]
+
+
+async def test_a_body_takes_the_wire_names_only(api: Api) -> None:
+    """The schema says camelCase and no other key; the models read exactly that."""
+    response = await api.client.post("/api/tasks", json={"class_name": "Steerable"})
+    assert response.status_code == 422
+    assert {p["field"] for p in response.json()["errors"]} == {"className", "class_name"}
