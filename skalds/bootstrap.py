@@ -30,6 +30,7 @@ from skalds.adapters.mongo.repository import mongo_task_repository
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.adapters.redis.live_state import RedisLiveStateStore, redis_live_state_store
+from skalds.adapters.sqlite.repository import sqlite_task_repository
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.adapters.webhook import WebhookNotificationChannel
 from skalds.application.alerts import AlertService
@@ -58,7 +59,7 @@ from skalds.domain.ports import (
 log = logging.getLogger(__name__)
 
 AVAILABLE_BACKENDS: Mapping[str, frozenset[str]] = {
-    "repository": frozenset({"memory", "mongo"}),
+    "repository": frozenset({"memory", "mongo", "sqlite"}),
     "live_state": frozenset({"memory", "redis"}),
     "event_bus": frozenset({"memory", "kafka"}),
 }
@@ -113,6 +114,9 @@ class Container(containers.DeclarativeContainer):
                 lambda s: s.mongo.server_selection_timeout_ms, settings
             ),
             compare_and_set=providers.Callable(lambda s: s.mongo.compare_and_set, settings),
+        ),
+        sqlite=providers.Resource(
+            sqlite_task_repository, providers.Callable(lambda s: s.sqlite.path, settings)
         ),
     )
     live_state: providers.Provider[LiveStateStore] = providers.Selector(

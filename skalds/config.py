@@ -69,6 +69,7 @@ class Backend(StrEnum):
     KAFKA = "kafka"
     REDIS = "redis"
     MONGO = "mongo"
+    SQLITE = "sqlite"
 
 
 class ShutdownPolicy(StrEnum):
@@ -101,7 +102,7 @@ class BackendSettings(_Section):
 
     ALLOWED: ClassVar[Mapping[str, frozenset[Backend]]] = MappingProxyType(
         {
-            "repository": frozenset({Backend.MEMORY, Backend.MONGO}),
+            "repository": frozenset({Backend.MEMORY, Backend.MONGO, Backend.SQLITE}),
             "live_state": frozenset({Backend.MEMORY, Backend.REDIS}),
             "event_bus": frozenset({Backend.MEMORY, Backend.KAFKA}),
         }
@@ -161,6 +162,12 @@ class MongoSettings(_Section):
     # How a task write checks its version: one conditional update ("conditional": MongoDB, and the FerretDB
     # that ci/services.py builds), or a claim first ("claims": any FerretDB 1.x). "auto" asks the server.
     compare_and_set: Literal["auto", "conditional", "claims"] = "auto"
+
+
+class SqliteSettings(_Section):
+    # the task file of backends.repository = sqlite (WAL mode; a -wal and a -shm file sit beside it);
+    # `skalds up` puts it in --data-dir (default .skalds/)
+    path: Path = Path(".skalds/tasks.sqlite3")
 
 
 class HeartbeatSettings(_Section):
@@ -415,6 +422,7 @@ class Settings(_Section):
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
     mongo: MongoSettings = MongoSettings()
+    sqlite: SqliteSettings = SqliteSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
     dispatch: DispatchSettings = DispatchSettings()
     retry: RetrySettings = RetrySettings()

@@ -16,7 +16,7 @@ from dependency_injector import providers
 from skalds.adapters.memory.supervisor import InProcessWorkerContext
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.application.node_runtime import NodeIdentity, NodeRuntime
-from skalds.bootstrap import Services, build_container, build_node, build_process_node, start
+from skalds.bootstrap import Container, Services, build_container, build_node, build_process_node, start
 from skalds.config import Settings
 from tests.fakes import FakeClock
 
@@ -73,6 +73,7 @@ class System:
     workers: SteerableWorkers
     nodes: dict[str, NodeRuntime] = field(default_factory=dict)
     listeners: list[asyncio.Task[None]] = field(default_factory=list)
+    container: Container | None = None  # what build_system started, for stop() (a file to close)
 
     async def add_node(
         self,
@@ -178,5 +179,5 @@ async def build_system(settings: Settings | None = None, *, seed: int = 1) -> Sy
     container.rng.override(providers.Object(random.Random(seed)))
     services = await start(container)
     workers = SteerableWorkers()
-    system = System(services=services, clock=clock, workers=workers)
+    system = System(services=services, clock=clock, workers=workers, container=container)
     return system

@@ -14,6 +14,8 @@ import contextlib
 import dataclasses
 import itertools
 import random
+import shutil
+import tempfile
 from collections import defaultdict
 
 from hypothesis import HealthCheck, settings
@@ -33,11 +35,13 @@ from skalds.application.dispatching import Dispatcher
 from skalds.application.monitoring import Monitor
 from skalds.application.reconciling import ReconcileRules
 from skalds.application.tasks import TaskDraft
+from skalds.bootstrap import stop
+from skalds.config import Settings
 from skalds.domain import events as ev
 from skalds.domain.errors import ConflictError, IllegalTransitionError, TaskNotFoundError
 from skalds.domain.lifecycle import TRANSITIONS
 from skalds.domain.ports import Subscription
-from tests.unit.application.harness import CLASS, System, build_system
+from tests.unit.application.harness import CLASS, System, build_system, settings_for_tests
 
 LEGAL_STEPS = {(src, dst) for (src, _), dst in TRANSITIONS.items()}
 NODES = ("n0", "n1", "n2")
@@ -50,7 +54,7 @@ class WholeSystem(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.system: System = self.run(build_system())
+        self.system: System = self.run(build_system(self.system_settings()))
         services = self.system.services
         self.second = Dispatcher(
             services.repository,
@@ -71,6 +75,10 @@ class WholeSystem(RuleBasedStateMachine):
         self.created: set[str] = set()
         self.deleted: set[str] = set()
         self.counter = 0
+
+    def system_settings(self) -> Settings | None:
+        """The system's settings (None: the in-memory defaults)."""
+        return None
 
     def run(self, coroutine):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(coroutine)
@@ -277,3 +285,27 @@ WholeSystem.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestWholeSystem = WholeSystem.TestCase
+
+
+class WholeSystemOnSqlite(WholeSystem):
+    """The same interleavings with the tasks in a SQLite file: the embedded default of ``skalds up``."""
+
+    def system_settings(self) -> Settings | None:
+        self.folder = tempfile.mkdtemp(prefix="skalds-whole-system-")
+        path = f"{self.folder}/tasks.sqlite3"
+        return settings_for_tests(backends={"repository": "sqlite"}, sqlite={"path": path})
+
+    def teardown(self) -> None:
+        if self.system.container is not None:
+            self.run(stop(self.system.container))
+        super().teardown()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+WholeSystemOnSqlite.TestCase.settings = settings(
+    max_examples=10,  # each step is a few file writes: a third of the memory run's examples
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestWholeSystemOnSqlite = WholeSystemOnSqlite.TestCase
