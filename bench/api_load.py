@@ -192,7 +192,17 @@ async def main(seconds: float, clients: int) -> None:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKALDS_LOGGING__LEVEL": "WARNING"}
     server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measuring
-        [sys.executable, "-m", "skalds", "controller", "--mode", "controller", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "skalds",
+            "controller",
+            "--standalone",
+            "--mode",
+            "controller",
+            "--port",
+            str(port),
+        ],
         cwd=ROOT,
         env=env,
         stderr=subprocess.DEVNULL,

@@ -39,6 +39,8 @@ from skalds.domain.ports import (
     EventPublisher,
     EventSubscriber,
     LiveStateStore,
+    TaskOrder,
+    TaskQuery,
     TaskRepository,
     WorkerSupervisor,
 )
@@ -93,6 +95,7 @@ class NodeRuntime:
         )
         self.draining = False
         self._registered_at: int | None = None
+        self._looked_for_previous_run = False
         self._sequences: dict[str, int] = {}
         self._beats_seen: dict[str, int] = {}
         self._lease_ms = lease_ms
@@ -120,6 +123,41 @@ class NodeRuntime:
         self._registered_at = self._clock.now_ms()
         await self._publish_node(self._registered_at)
         self._last_contact = self._registered_at
+        await self._release_previous_run()
+
+    async def _release_previous_run(self) -> None:
+        """Tasks the store says run here but no worker of this process runs: a previous run of this node
+        (SIGKILLed, crashed, ``skalds up`` restarted) left them, and its workers died with it. Handed back
+        now, they are re-queued at once instead of waiting out the silence of workers that are gone.
+        Assigning tasks are left alone: their assignment may still be on its way to this run."""
+        if self.identity.mode is not NodeMode.NODE or self._looked_for_previous_run:
+            return  # an edge node adopts its own tasks (edge_adoption.py); a second register has no news
+        self._looked_for_previous_run = True
+        query = TaskQuery(
+            statuses=frozenset({TaskStatus.RUNNING, TaskStatus.PAUSED}),
+            executor=self.node_id,
+            limit=None,
+            order=TaskOrder.ANY,
+            with_total=False,
+        )
+        try:
+            left = (await self._repository.list(query)).items
+        except Exception as error:  # the monitor settles them later by their silence
+            log.warning("node %s could not look for tasks of its previous run: %s", self.node_id, error)
+            return
+        running = self._supervisor.states()
+        for task in left:
+            if task.id in running:
+                continue
+            reason = f"node {self.node_id} restarted: the worker of its previous run is gone"
+            log.info(
+                "node %s hands %s back: %s",
+                self.node_id,
+                task.id,
+                reason,
+                extra={"node": self.node_id, "task_id": task.id},
+            )
+            await self._report_outcome(task.id, task.attempt, Outcome.RELEASED, reason)
 
     async def handle_batch(self, commands: Sequence[NodeCommand]) -> None:
         """Act on commands in order. The tasks of the batch's assignments are read in one go first (a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -22,7 +23,8 @@ from skalds.domain.nodes import NodeMode
 from skalds.entrypoints.client.commands import CLIENT_COMMANDS, add_client_commands
 from skalds.entrypoints.client.run import run_client
 from skalds.entrypoints.controller import run_controller
-from skalds.entrypoints.embedded import EXAMPLE_WORKERS, run_up
+from skalds.entrypoints.embedded import EXAMPLE_WORKERS, embedded_storage, run_up
+from skalds.entrypoints.islands import island_refusal
 from skalds.entrypoints.node import EXIT_CONFIG, run_node
 
 BACKEND_OPTIONS = {port: sorted(b.value for b in ok) for port, ok in BackendSettings.ALLOWED.items()}
@@ -80,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker", action="append", default=[], metavar="MODULE:CLASS", help="instead of the example workers"
     )
     up.add_argument("--no-examples", action="store_true", help="do not create the example tasks")
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the tasks are kept, in a SQLite file (default .skalds/)",
+    )
+    up.add_argument("--in-memory", action="store_true", help="keep tasks in memory only: gone when it exits")
     _add_dashboard_dir(up)
     _add_capacity(up, "default: node.capacity, the CPU count (plus the example tasks' two slots)")
     _add_log_format(up)
@@ -107,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="labels tasks may require, e.g. zone=eu,gpu=yes (node.labels)",
     )
     _add_log_format(node)
+    _add_standalone(node)
     controller = commands.add_parser("controller", help="run the API (+ monitor, + dispatcher by mode)")
     controller.add_argument(
         "--mode", choices=[m.value for m in ControllerMode], type=str.upper, help="default: controller.mode"
@@ -116,11 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     controller.add_argument("--port", type=int, help="default: controller.port (8000)")
     _add_dashboard_dir(controller)
     _add_log_format(controller)
+    _add_standalone(controller)
     add_client_commands(commands)
     return parser
 
 
 _OPTION_OF = {"dashboard_dir": "upstream-dashboard"}  # settings field -> the option that sets it
+
+
+def _add_standalone(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run with an in-memory event bus or live state, reaching no other process (islands.py)",
+    )
+
+
+def _refuse_island(settings: Settings, args: argparse.Namespace) -> bool:
+    """True, after one line on stderr, when this node or controller would run alone unasked."""
+    why = None if args.standalone else island_refusal(settings, args.command)
+    if why is not None:
+        print(f"skalds {args.command}: cannot start: {why}", file=sys.stderr)
+    return why is not None
 
 
 def _add_dashboard_dir(command: argparse.ArgumentParser) -> None:
@@ -169,10 +196,12 @@ def _controller_settings(args: argparse.Namespace) -> Settings:
 def _up_settings(args: argparse.Namespace) -> Settings:
     settings = _with_node_options(_controller_settings(args), args)
     chosen = {port: getattr(args, port) for port in BACKEND_OPTIONS if getattr(args, port)}
-    if chosen:
-        backends = BackendSettings.model_validate({**settings.backends.model_dump(), **chosen})
+    if chosen:  # only what was set counts as chosen (embedded_storage asks whether the repository was)
+        backends = BackendSettings.model_validate(
+            {**settings.backends.model_dump(exclude_unset=True), **chosen}
+        )
         settings = settings.model_copy(update={"backends": backends})
-    return settings
+    return embedded_storage(settings, data_dir=args.data_dir, in_memory=args.in_memory)
 
 
 def _node_settings(args: argparse.Namespace) -> Settings:
@@ -198,12 +227,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as error:
             print(f"skalds controller: {error}", file=sys.stderr)
             return EXIT_CONFIG
+        if _refuse_island(settings, args):
+            return EXIT_CONFIG
         return run_controller(settings)
     if args.command == "node":
         try:
             settings = _node_settings(args)
         except SettingsError as error:
             print(f"skalds node: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        if _refuse_island(settings, args):
             return EXIT_CONFIG
         return run_node(settings, args.worker)
     parser.print_help()

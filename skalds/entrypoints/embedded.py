@@ -1,10 +1,12 @@
 """``skalds up``: the whole system in one process, so a new user sees tasks flow with one command.
 
 The API and dashboard, dispatcher, monitor and alerts (controller mode DISPATCHER) and one node running the
-example workers share one container — in memory by default, any port switched to a real backend by config
-or option. The node lives inside the API's lifespan: on SIGTERM / SIGINT uvicorn stops accepting, the node
-drains (or hands back) while the dispatcher and adapters are still up, then everything closes.
-A few example tasks are created at start-up (``--no-examples`` leaves the system empty).
+example workers share one container: the tasks in a SQLite file (``.skalds/tasks.sqlite3``, or
+``--data-dir``), so a restart finds them; live state and events in memory; any port switched to a real
+backend by config or option, ``--in-memory`` for tasks that go with the process. The node lives inside the
+API's lifespan: on SIGTERM / SIGINT uvicorn stops accepting, the node drains (or hands back) while the
+dispatcher and adapters are still up, then everything closes. A few example tasks are created at start-up
+(``--no-examples`` leaves the system empty).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Collection, Sequence
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
@@ -25,7 +28,7 @@ from skalds.bootstrap import (
     import_worker_class,
     tune_garbage_collector,
 )
-from skalds.config import ControllerMode, Settings, SettingsError, ShutdownPolicy, usable_cpus
+from skalds.config import Backend, ControllerMode, Settings, SettingsError, ShutdownPolicy, usable_cpus
 from skalds.domain.errors import TaskAlreadyExistsError
 from skalds.entrypoints.api.app import create_app
 from skalds.entrypoints.controller import reach_backends
@@ -38,6 +41,53 @@ EXAMPLE_TASKS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("example-countdown", "CountdownWorker", {"seconds": 120}),
     ("example-stream", "StreamWorker", {"rtspUrl": "rtsp://camera-1.local/stream", "fps": 2}),
 )
+
+
+DEFAULT_DATA_DIR = Path(".skalds")
+TASK_FILE = "tasks.sqlite3"
+
+
+def embedded_storage(
+    settings: Settings, *, data_dir: Path | None = None, in_memory: bool = False
+) -> Settings:
+    """Where ``skalds up`` keeps its tasks: a SQLite file in ``data_dir`` (default ``.skalds/``), unless
+    the settings chose a repository or ``in_memory`` asks for today's memory-only behaviour."""
+    backends = settings.backends
+    chosen = backends.repository if "repository" in backends.model_fields_set else None
+    if in_memory and data_dir is not None:
+        raise SettingsError("--in-memory and --data-dir: choose one")
+    if in_memory:
+        if chosen not in (None, Backend.MEMORY):
+            raise SettingsError(f"--in-memory: backends.repository is set to {chosen}; choose one")
+        repository = Backend.MEMORY
+    elif chosen is None or chosen is Backend.SQLITE:
+        repository = Backend.SQLITE
+    elif data_dir is not None:
+        raise SettingsError(f"--data-dir: backends.repository is set to {chosen}, which keeps no file")
+    else:
+        return settings
+    update: dict[str, Any] = {"backends": backends.model_copy(update={"repository": repository})}
+    if repository is Backend.SQLITE and (
+        data_dir is not None or "path" not in settings.sqlite.model_fields_set
+    ):
+        path = (data_dir or DEFAULT_DATA_DIR) / TASK_FILE
+        update["sqlite"] = settings.sqlite.model_copy(update={"path": path})
+    return settings.model_copy(update=update)
+
+
+def storage_line(settings: Settings) -> str:
+    """What ``skalds up`` says at start: where its tasks live and what survives a restart."""
+    backends = settings.backends
+    if backends.repository is Backend.SQLITE:
+        where = f"tasks in {settings.sqlite.path.resolve()} (kept across restarts)"
+    elif backends.repository is Backend.MEMORY:
+        where = "tasks in memory (gone when this process ends; drop --in-memory to keep them)"
+    else:
+        where = f"tasks in {backends.repository}"
+    return (
+        f"{where}; backends: repository={backends.repository}, live_state={backends.live_state}, "
+        f"event_bus={backends.event_bus}"
+    )
 
 
 def embedded_settings(settings: Settings, *, examples: bool = True) -> Settings:
@@ -105,5 +155,6 @@ def run_up(
         return unreachable
     controller = settings.controller
     url = f"http://{controller.host}:{controller.port}"
+    log.info("skalds up: %s", storage_line(settings))
     log.info("skalds up: dashboard %s/dashboard, API %s/api, OpenAPI %s/schema", url, url, url)
     return serve(app, host=controller.host, port=controller.port)

@@ -1,7 +1,8 @@
 """The API against its own ``/schema``, from outside: Schemathesis fuzzes a live ``skalds up`` on the
-memory backends and with its tasks in FerretDB, every operation, stateful links on (a created task's id
-is fed to the operations on one task), and checks every answer: no 5xx, the status, content type,
-headers and body each as the schema documents them, bad input refused, ``Allow`` as ``OPTIONS`` says.
+memory backends, on its default SQLite file and with its tasks in FerretDB, every operation, stateful links
+on (a created task's id is fed to the operations on one task), and checks every answer: no 5xx, the status,
+content type, headers and body each as the schema documents them, bad input refused, ``Allow`` as
+``OPTIONS`` says.
 
 Bounded (30 examples per operation, a fixed seed) so it runs in well under a minute per backend. Left out,
 each for a reason the schema cannot carry:
@@ -36,10 +37,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _fuzz(settings: Mapping[str, str], logs: Path) -> None:
+def _fuzz(settings: Mapping[str, str], logs: Path, *options: str) -> None:
     with cluster_in(settings, logs) as cluster:
         port = free_port()
-        up = cluster.spawn("up", "up", "--port", str(port))
+        up = cluster.spawn("up", "up", "--port", str(port), *options)
         url = f"http://127.0.0.1:{port}"
         wait_for(f"skalds up answering at {url}", lambda: _healthy(url), guard=cluster.check)
         run = subprocess.run(
@@ -70,7 +71,12 @@ def _fuzz(settings: Mapping[str, str], logs: Path) -> None:
 
 
 def test_the_memory_backends_answer_as_their_schema_says(tmp_path: Path) -> None:
-    _fuzz({}, tmp_path)
+    _fuzz({}, tmp_path, "--in-memory")
+
+
+def test_the_embedded_default_answers_as_its_schema_says(tmp_path: Path) -> None:
+    """``skalds up`` as a new user runs it: the tasks in a SQLite file."""
+    _fuzz({}, tmp_path, "--data-dir", str(tmp_path / "data"))
 
 
 def test_tasks_in_ferretdb_answer_as_their_schema_says(mongo_url: str, unique: str, tmp_path: Path) -> None:

@@ -274,3 +274,22 @@ async def test_a_node_that_died_during_a_monitor_pause_and_a_wipe_is_offline_dea
     assert {t.lifecycle_status for t in await live_tasks(system)} == {S.RUNNING}
     await system.cycle(beating=("n2",))
     assert [(t.lifecycle_status, t.attempt) for t in await live_tasks(system)] == [(S.CREATED, 1)] * 2
+
+
+async def test_a_node_that_restarts_hands_back_what_its_previous_run_ran(system: System) -> None:
+    """A node SIGKILLed (or ``skalds up`` restarted) comes back under the same id with no workers: the
+    tasks the store says it runs are handed back at its start and run again at once, not after the
+    first-heartbeat grace and dead_after of workers that died with the old process."""
+    await running(system, ("n1",), 2)
+    for listener in system.listeners:  # the old process is gone: it hears no more commands, beats no more
+        listener.cancel()
+    old = system.nodes.pop("n1")
+    await system.add_node("n1", capacity=2)
+    await system.cycle()
+    tasks = await live_tasks(system)
+    assert [(t.lifecycle_status, t.attempt) for t in tasks] == [(S.CREATED, 1)] * 2
+    await system.cycle()
+    assert {(t.lifecycle_status, t.executor, t.attempt) for t in await live_tasks(system)} == {
+        (S.RUNNING, "n1", 2)
+    }
+    await old._supervisor.shutdown()

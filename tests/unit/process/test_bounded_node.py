@@ -103,7 +103,10 @@ def test_a_node_with_capacity_4_given_50_tasks_never_runs_or_holds_more_than_4(t
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "skalds", "up", "--port", str(port), "--no-examples", "--capacity", "4"]
+    command = [
+        *(sys.executable, "-m", "skalds", "up", "--port", str(port), "--no-examples", "--capacity", "4"),
+        *("--data-dir", str(tmp_path / "data")),
+    ]
     # The log goes to a file: 50 tasks log more than a pipe holds, and a full pipe would stop the process.
     log = (tmp_path / "up.log").open("w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, text=True)

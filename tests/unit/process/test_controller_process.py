@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+CONTROLLER = (sys.executable, "-m", "skalds", "controller", "--standalone")  # an API alone, on purpose
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ def wait_until_serving(process: subprocess.Popen[str], port: int) -> dict[str, o
 def test_the_controller_serves_the_api_in_dispatcher_mode_and_stops_on_sigterm() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "skalds", "controller", "--mode", "dispatcher", "--port", str(port)]
+    command = [*CONTROLLER, "--mode", "dispatcher", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         health = wait_until_serving(process, port)
@@ -81,8 +82,8 @@ def test_a_backend_that_does_not_answer_at_start_up_is_named_in_one_line_and_exi
         "SKALDS_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0",
     }
     for command in (
-        ["controller", "--mode", "dispatcher", "--port", str(free_port())],
-        ["node", "--mode", "node", "--worker", "tests.workers:Quick"],
+        ["controller", "--standalone", "--mode", "dispatcher", "--port", str(free_port())],
+        ["node", "--standalone", "--mode", "node", "--worker", "tests.workers:Quick"],
     ):
         done = subprocess.run(
             [sys.executable, "-m", "skalds", *command],
@@ -106,7 +107,7 @@ def test_a_stopping_controller_ends_open_live_streams_cleanly() -> None:
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "skalds", "controller", "--mode", "monitor", "--port", str(port)]
+    command = [*CONTROLLER, "--mode", "monitor", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_serving(process, port)
@@ -123,3 +124,25 @@ def test_a_stopping_controller_ends_open_live_streams_cleanly() -> None:
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
     finally:
         process.kill()
+
+
+def test_a_node_or_controller_that_would_reach_nobody_refuses_to_start_and_says_what_to_set() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SKALDS_")}
+    env |= {"PYTHONPATH": str(ROOT), "SKALDS_BACKENDS__EVENT_BUS": "kafka"}  # live state left in memory
+    for command, other in (
+        (["controller", "--port", str(free_port())], "node"),
+        (["node", "--worker", "tests.workers:Quick"], "controller"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "skalds", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 78, done.stderr
+        assert f"backends.live_state in memory: this {command[0]} could reach no {other}" in done.stderr
+        assert "SKALDS_BACKENDS__LIVE_STATE=redis" in done.stderr and "--standalone" in done.stderr
+        assert "event_bus" not in done.stderr.split("Set ")[1].split(" to join")[0]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from skalds.config import Backend, ControllerMode, ShutdownPolicy, load_settings
@@ -34,11 +35,11 @@ def wait_for(probe: Callable[[], Any], process: subprocess.Popen[str], within_s:
         time.sleep(0.2)
 
 
-def test_up_runs_the_example_tasks_on_its_own_node_and_stops_on_ctrl_c() -> None:
+def test_up_runs_the_example_tasks_on_its_own_node_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "skalds", "up", "--port", str(port)]
+    command = [sys.executable, "-m", "skalds", "up", "--port", str(port), "--data-dir", str(tmp_path)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
 
@@ -76,16 +77,16 @@ def test_up_switches_single_ports_to_real_backends() -> None:
     assert (backends.event_bus, backends.live_state, backends.repository) == (
         Backend.KAFKA,
         Backend.REDIS,
-        Backend.MEMORY,
+        Backend.SQLITE,  # the embedded default, not chosen by a port option
     )
 
 
-def test_ctrl_c_in_a_terminal_stops_up_without_a_traceback_from_any_process() -> None:
+def test_ctrl_c_in_a_terminal_stops_up_without_a_traceback_from_any_process(tmp_path: Path) -> None:
     """A terminal's Ctrl-C signals the whole process group: the worker processes (the warm spare too)
     ignore it and are stopped by their node; nobody prints a KeyboardInterrupt."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "skalds", "up", "--port", str(port)]
+    command = [sys.executable, "-m", "skalds", "up", "--port", str(port), "--data-dir", str(tmp_path)]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
     )

@@ -32,8 +32,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "SKALDS_CONTROLLER__PROTECT_READS": "true",
     }
     workers = [arg for path in WORKERS for arg in ("--worker", path)]
-    command = [sys.executable, "-m", "skalds", "up", "--port", str(port), "--no-examples", *workers]
-    log = (tmp_path_factory.mktemp("skalds-up") / "up.log").open("w")  # a pipe nobody reads would fill up
+    folder = tmp_path_factory.mktemp("skalds-up")
+    command = [
+        *(sys.executable, "-m", "skalds", "up", "--port", str(port), "--no-examples", *workers),
+        *("--data-dir", str(folder / "data")),
+    ]
+    log = (folder / "up.log").open("w")  # a pipe nobody reads would fill up
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log, text=True)
     try:
 
