@@ -21,6 +21,7 @@ from skalds.adapters.catalog import PydanticWorkerCatalog
 from skalds.adapters.edge_yaml import EdgeYamlError, load_edge_tasks
 from skalds.adapters.kafka.event_bus import KafkaEventBus, kafka_event_bus
 from skalds.adapters.logs import configure as configure_logs
+from skalds.adapters.memory.checkpoints import InMemoryCheckpointStore
 from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
@@ -34,6 +35,7 @@ from skalds.adapters.sqlite.repository import sqlite_task_repository
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.adapters.webhook import WebhookNotificationChannel
 from skalds.application.alerts import AlertService
+from skalds.application.checkpoints import CheckpointService
 from skalds.application.dispatching import Dispatcher
 from skalds.application.edge_adoption import EdgeTask
 from skalds.application.monitoring import Monitor
@@ -45,6 +47,7 @@ from skalds.application.upstream_intake import UpstreamIntake
 from skalds.config import Settings, SettingsError, ignored_upstream_names
 from skalds.domain.alerts import AlertThresholds
 from skalds.domain.ports import (
+    CheckpointStore,
     Clock,
     EventPublisher,
     EventSubscriber,
@@ -119,6 +122,13 @@ class Container(containers.DeclarativeContainer):
             sqlite_task_repository, providers.Callable(lambda s: s.sqlite.path, settings)
         ),
     )
+    # beside the tasks, as durable as they are: the repository adapter's own store, or a dict in memory
+    checkpoints: providers.Provider[CheckpointStore] = providers.Selector(
+        providers.Callable(lambda b: str(b.repository), backends),
+        memory=providers.Singleton(InMemoryCheckpointStore),
+        mongo=providers.Callable(lambda repository: repository.checkpoints, repository),
+        sqlite=providers.Callable(lambda repository: repository.checkpoints, repository),
+    )
     live_state: providers.Provider[LiveStateStore] = providers.Selector(
         providers.Callable(lambda b: str(b.live_state), backends),
         memory=providers.Singleton(
@@ -165,6 +175,7 @@ class Container(containers.DeclarativeContainer):
     catalog = providers.Singleton(PydanticWorkerCatalog)
     notification_channels = providers.Singleton(_notification_channels, settings)
 
+    task_checkpoints = providers.Singleton(CheckpointService, repository, checkpoints)
     tasks = providers.Singleton(
         TaskService,
         repository,
@@ -223,6 +234,8 @@ class Services:
     clock: Clock
     ids: IdGenerator
     repository: TaskRepository
+    checkpoints: CheckpointStore
+    task_checkpoints: CheckpointService
     live_state: LiveStateStore
     publisher: EventPublisher
     subscriber: EventSubscriber
@@ -262,6 +275,8 @@ async def start(container: Container) -> Services:
         clock=await _resolved(container.clock()),
         ids=await _resolved(container.ids()),
         repository=await _resolved(container.repository()),
+        checkpoints=await _resolved(container.checkpoints()),
+        task_checkpoints=await _resolved(container.task_checkpoints()),
         live_state=await _resolved(container.live_state()),
         publisher=bus,
         subscriber=bus,
@@ -348,6 +363,7 @@ def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervis
         services.clock,
         supervisor,
         publisher=services.publisher,
+        checkpoints=services.checkpoints,
         lease_ms=services.settings.heartbeat.suspect_after_ms,
         stop_within_ms=lease_stop_within_ms(services.settings),
     )

@@ -156,3 +156,34 @@ class Defiant(BaseTaskWorker[Settings]):
                 self.context.sleep(0.01)
             except BaseException:  # deliberately deaf to every cancel
                 continue
+
+
+class Rows(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    rows: int = 40
+    fail_at: int | None = Field(default=None, alias="failAt")  # the first attempt fails at this row
+    row_s: float = Field(default=0.02, alias="rowS")
+
+
+class RowsDone(BaseModel):
+    row: int = 0
+    starts: list[int] = Field(default_factory=list)  # the row each attempt started at
+
+
+class Resumable(BaseTaskWorker[Rows]):
+    """Works through rows, checkpointing after each; an attempt resumes where the last save says."""
+
+    checkpoint_model = RowsDone
+
+    @run_main_handler
+    def main(self) -> None:
+        assert self.attachments is not None
+        saved = self.context.saved_checkpoint or RowsDone()
+        starts = [*saved.starts, saved.row]
+        for row in range(saved.row, self.attachments.rows):
+            if row == self.attachments.fail_at and self.context.attempt == 1:
+                raise RuntimeError(f"failing at row {row}, as told")
+            self.context.save_checkpoint(RowsDone(row=row + 1, starts=starts))
+            self.context.report_progress(row + 1)
+            self.context.sleep(self.attachments.row_s)

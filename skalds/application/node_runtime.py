@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from skalds.application.edge_adoption import EdgeAdoption, EdgeTask
+from skalds.domain.checkpoints import Checkpoint
 from skalds.domain.commands import (
     AssignTask,
     CancelTask,
@@ -35,6 +36,7 @@ from skalds.domain.events import WorkerChangesReported
 from skalds.domain.heartbeat import HeartbeatReport, Outcome
 from skalds.domain.nodes import Node, NodeMode
 from skalds.domain.ports import (
+    CheckpointStore,
     Clock,
     EventPublisher,
     EventSubscriber,
@@ -77,6 +79,7 @@ class NodeRuntime:
         supervisor: WorkerSupervisor,
         *,
         publisher: EventPublisher | None = None,
+        checkpoints: CheckpointStore | None = None,
         lease_ms: int | None = None,
         stop_within_ms: int | None = None,
     ) -> None:
@@ -90,6 +93,9 @@ class NodeRuntime:
         self._clock = clock
         self._supervisor = supervisor
         self._publisher = publisher
+        self._checkpoints = checkpoints  # None: workers' checkpoints are neither stored nor handed on
+        self._checkpoints_stored: dict[str, int] = {}  # task -> the worker's last save sequence stored
+        self._storing: asyncio.Task[None] | None = None
         self._edges = EdgeAdoption(
             identity.id, repository, clock, supervisor, publisher, started=self._remember_start
         )
@@ -105,6 +111,7 @@ class NodeRuntime:
         self._released: dict[str, str] = {}  # of those, stopped by the lease -> why, reported once ended
         self._read_ahead: dict[str, Task] = {}  # the tasks of the assignments being handled, read at once
         self._read_ahead_at = 0
+        self._read_ahead_checkpoints: dict[str, Checkpoint | None] = {}  # of those tasks, read with them
         self._changed: set[str] = set()  # workers the supervisor says changed, not yet reported
         self._change_seen = asyncio.Event()
         self._reporting = asyncio.Lock()  # one report at a time, so each task's sequence stays in order
@@ -168,6 +175,9 @@ class NodeRuntime:
             try:
                 self._read_ahead_at = self._clock.now_ms()
                 self._read_ahead = dict(await self._repository.get_many(assigned))
+                if self._checkpoints is not None:  # what earlier attempts saved, in the same go
+                    found = await self._checkpoints.get_many(assigned)
+                    self._read_ahead_checkpoints = {task_id: found.get(task_id) for task_id in assigned}
             except Exception as error:  # then each assignment reads its own task, as alone
                 log.warning(
                     "node %s could not read %d assigned tasks at once: %s", self.node_id, len(assigned), error
@@ -180,6 +190,7 @@ class NodeRuntime:
                     log.exception("node %s failed to handle %s", self.node_id, command)
         finally:
             self._read_ahead = {}
+            self._read_ahead_checkpoints = {}
 
     async def handle(self, command: NodeCommand) -> None:
         """Act on one command; commands for other nodes and stale commands are ignored."""
@@ -258,6 +269,39 @@ class NodeRuntime:
         self._last_contact = now
         if told := tuple(task_id for task_id in reported if task_id in owed):
             await self._tell_monitor(told)  # the change reporter may say it again: harmless
+        if self._checkpoints is not None and (self._storing is None or self._storing.done()):
+            # the repository write runs beside the beat, never in it: a slow database must not starve it
+            self._storing = asyncio.create_task(self._store_checkpoints_logged(), name="store-checkpoints")
+
+    async def _store_checkpoints_logged(self) -> None:
+        try:
+            await self.store_checkpoints()
+        except Exception as error:  # kept in the worker states: stored by a later try
+            log.warning("node %s could not store checkpoints: %s", self.node_id, error)
+
+    async def store_checkpoints(self, task_ids: Collection[str] | None = None) -> None:
+        """Store the workers' saves not stored yet (of ``task_ids``, or all), in one write."""
+        if self._checkpoints is None:
+            return
+        now = self._clock.now_ms()
+        batch = [
+            Checkpoint(
+                task_id=task_id,
+                attempt=state.attempt or 0,
+                sequence=state.checkpoint_sequence,
+                value=state.checkpoint,
+                saved_at=now,
+            )
+            for task_id, state in self._supervisor.states().items()
+            if state.checkpoint is not None
+            and state.checkpoint_sequence > self._checkpoints_stored.get(task_id, 0)
+            and (task_ids is None or task_id in task_ids)
+        ]
+        if not batch:
+            return
+        await self._checkpoints.save_many(batch)
+        for checkpoint in batch:
+            self._checkpoints_stored[checkpoint.task_id] = checkpoint.sequence
 
     def _due_beats(self, states: Mapping[str, WorkerState]) -> list[tuple[str, WorkerState]]:
         due: list[tuple[str, WorkerState]] = []
@@ -288,6 +332,14 @@ class NodeRuntime:
                     picked.append((task_id, state))
             return picked
 
+        ended = {t for t, state in self._supervisor.states().items() if t in changed and state.outcome}
+        if ended:  # a worker's last save is stored before its end is judged (a retry resumes from it)
+            try:
+                await self.store_checkpoints(ended)
+            except Exception as error:
+                log.warning(
+                    "node %s could not store the last checkpoints of %s: %s", self.node_id, ended, error
+                )
         try:
             reported = await self._report(due, self._clock.now_ms())
         except BaseException:
@@ -348,6 +400,7 @@ class NodeRuntime:
 
     def _forget(self, task_id: str) -> None:
         self._supervisor.forget(task_id)
+        self._checkpoints_stored.pop(task_id, None)
         self._sequences.pop(task_id, None)
         self._beats_seen.pop(task_id, None)
         self._fenced.discard(task_id)
@@ -462,9 +515,18 @@ class NodeRuntime:
             )
             await self._report_outcome(task.id, task.attempt, Outcome.RELEASED, reason)
             return
+        checkpoint = await self._checkpoint_of(task.id)
         self._lives[task.id] = (self._clock.now_ms(), False)
-        await self._supervisor.start(task)
+        await self._supervisor.start(task, checkpoint=None if checkpoint is None else checkpoint.value)
         self._remember_start(task.id, task.attempt)
+
+    async def _checkpoint_of(self, task_id: str) -> Checkpoint | None:
+        """What earlier attempts of the task saved: from its batch's read when there was one."""
+        if self._checkpoints is None:
+            return None
+        if task_id in self._read_ahead_checkpoints:
+            return self._read_ahead_checkpoints.pop(task_id)
+        return await self._checkpoints.get(task_id)
 
     async def _assigned(self, task_id: str) -> Task | None:
         """The assigned task as stored: from its batch's read while that is recent, else read now (a batch's

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from skalds.domain.alerts import Alert
+from skalds.domain.checkpoints import Checkpoint
 from skalds.domain.commands import NodeCommand
 from skalds.domain.events import DomainEvent
 from skalds.domain.heartbeat import HeartbeatReport
@@ -227,10 +228,30 @@ class WorkerCatalog(Protocol):
         ...
 
 
+class CheckpointStore(Protocol):
+    """The latest checkpoint of each task, kept as durably as the tasks (beside them in the repository)."""
+
+    async def save_many(self, checkpoints: Sequence[Checkpoint]) -> None:
+        """Store each unless its task's stored checkpoint is as new or newer (``Checkpoint.order``)."""
+        ...
+
+    async def get(self, task_id: str) -> Checkpoint | None: ...
+
+    async def get_many(self, task_ids: Sequence[str]) -> Mapping[str, Checkpoint]:
+        """Those of ``task_ids`` that have one."""
+        ...
+
+    async def delete(self, task_id: str) -> None:
+        """Forget it (an operator forcing a fresh start); nothing to delete is fine."""
+        ...
+
+
 class WorkerSupervisor(Protocol):
     """Runs one worker per task on this node and reports on them; never raises for an unknown task id."""
 
-    async def start(self, task: Task) -> None: ...
+    async def start(self, task: Task, *, checkpoint: str | None = None) -> None:
+        """Start its worker; ``checkpoint`` (JSON text) is what an earlier attempt saved, if any."""
+        ...
 
     async def cancel(self, task_id: str, *, within_s: float | None = None) -> None:
         """Ask the worker to stop cooperatively; the supervisor escalates after its grace periods, or so

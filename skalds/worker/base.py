@@ -70,6 +70,9 @@ class BaseTaskWorker(Generic[T]):
     """Subclass as ``class MyWorker(BaseTaskWorker[MyAttachments])`` and decorate the hooks."""
 
     _hooks: ClassVar[Mapping[str, Hook]] = {}
+    checkpoint_model: ClassVar[type[BaseModel] | None] = None
+    """Set to a pydantic model to have ``context.save_checkpoint`` validate against it and
+    ``context.saved_checkpoint`` return an instance of it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -85,6 +88,7 @@ class BaseTaskWorker(Generic[T]):
         self.task_id = task_id or f"MOCK_TASK_{uuid.uuid4().hex[:8]}"
         self.task_type = type(self).__name__
         self.context = context or WorkerContext(self.task_id, attempt)
+        self.context.checkpoint_model = type(self).checkpoint_model
         self.attachments: T | None = None
 
     # --- what subclasses provide ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
+from skalds.adapters.mongo.checkpoints import MongoCheckpointStore
 from skalds.adapters.mongo.repository import (
     CompareAndSet,
     MongoClient,
@@ -28,6 +29,7 @@ from skalds.domain.errors import ConflictError, TaskAlreadyExistsError, TaskNotF
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.ports import TaskQuery
 from skalds.domain.task import TaskMode, TaskStatus
+from tests.contracts.checkpoints import CheckpointStoreContract
 from tests.contracts.task_repository import TaskRepositoryContract, a_task, assigned, ids
 
 
@@ -53,6 +55,12 @@ async def repository(client: MongoClient, unique: str, compare_and_set: CompareA
     repository = MongoTaskRepository(client, database=unique, compare_and_set=compare_and_set)
     await repository.prepare()
     return repository
+
+
+class TestMongoCheckpointStore(CheckpointStoreContract):
+    @pytest.fixture
+    def store(self, repository: MongoTaskRepository) -> MongoCheckpointStore:
+        return repository.checkpoints
 
 
 class TestMongoTaskRepository(TaskRepositoryContract):

@@ -40,6 +40,7 @@ class InProcessWorkerContext:
     attachments: Mapping[str, Any]
     attachments_version: int
     on_update: UpdateHandler | None = None
+    saved_checkpoint: str | None = None  # what an earlier attempt saved (JSON text)
     _state: WorkerState = field(init=False)
     _changed: Callable[[], None] = field(default=lambda: None, repr=False)  # the supervisor's notice
     _cancel: asyncio.Event = field(default_factory=asyncio.Event)
@@ -63,6 +64,13 @@ class InProcessWorkerContext:
     def report_error(self, message: str) -> None:
         """A non-fatal error: the worker goes on, the operator sees it."""
         self._state = replace(self._state, error=message)
+
+    def save_checkpoint(self, text: str) -> None:
+        """Keep ``text`` (JSON) as the point a later attempt resumes from; the node stores it."""
+        self.saved_checkpoint = text
+        self._state = replace(
+            self._state, checkpoint=text, checkpoint_sequence=self._state.checkpoint_sequence + 1
+        )
 
     async def checkpoint(self) -> None:
         """Raise WorkerCancelledError if cancelled; wait here while paused."""
@@ -114,7 +122,7 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
     def classes(self) -> frozenset[str]:
         return frozenset(self._workers)
 
-    async def start(self, task: Task) -> None:
+    async def start(self, task: Task, *, checkpoint: str | None = None) -> None:
         if task.id in self._running:
             return
         function = self._workers.get(task.class_name)
@@ -122,6 +130,7 @@ class InProcessWorkerSupervisor(WorkerSupervisor):
             task_id=task.id,
             attachments=dict(task.attachments),
             attachments_version=task.attachments_version,
+            saved_checkpoint=checkpoint,
             _changed=functools.partial(self._notify, task.id),
         )
         if function is None:

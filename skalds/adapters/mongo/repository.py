@@ -22,6 +22,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
+from skalds.adapters.mongo.checkpoints import MongoCheckpointStore
 from skalds.adapters.mongo.claims import CLAIM_GROUP, Change, ClaimedWrites, one_or_in
 from skalds.adapters.mongo.conditional import ConditionalWrites
 from skalds.adapters.mongo.documents import task_from_document, task_to_document
@@ -149,6 +150,8 @@ class MongoTaskRepository(TaskRepository):
         claims: AsyncCollection[Document] = db[f"{collection}.claims"]
         self._claimed = ClaimedWrites(self._tasks, claims, lease_ms=claim_lease_ms, busy_wait_s=busy_wait_s)
         self._conditional = ConditionalWrites(self._tasks)
+        self.checkpoints = MongoCheckpointStore(db[f"{collection}.checkpoints"], self._errors)
+        """The tasks' checkpoints, in a collection beside them."""
         self._asked_server = False
         self._ferretdb: str | None = None  # FerretDB's version once asked; None on MongoDB
         self._writes: ClaimedWrites | ConditionalWrites | None = None  # "auto": settled by the first write

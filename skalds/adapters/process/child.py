@@ -34,7 +34,7 @@ from typing import Any
 from skalds.adapters.logs import LogSetup, configure
 from skalds.domain.heartbeat import Outcome
 from skalds.worker.base import BaseTaskWorker, WorkerResult, describe_error
-from skalds.worker.context import TaskCancelled, WorkerContext
+from skalds.worker.context import DEFAULT_CHECKPOINT_BYTES, TaskCancelled, WorkerContext
 
 EXIT_CODES = {Outcome.FINISHED: 0, Outcome.FAILED: 1, Outcome.CANCELLED: 2}
 ORPHANED_EXIT_CODE = 3  # the node was gone, and the worker had not ended within the grace
@@ -57,6 +57,8 @@ class WorkerSpec:
     heartbeat_period_s: float
     log: LogSetup | None = None  # set: the worker logs to its own file, ``log_name``.log
     log_name: str = ""
+    checkpoint: str | None = None  # what an earlier attempt saved (JSON text)
+    checkpoint_limit_bytes: int = DEFAULT_CHECKPOINT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,12 @@ class _Heartbeat:
         self._stopped = True
         self._wake.set()
 
+    def send_checkpoint(self) -> None:
+        """The latest save, if there is a new one: with a beat (batched), and once more before the outcome."""
+        pending = self._context.take_checkpoint()
+        if pending is not None:
+            self._link.send(("checkpoint", *pending))
+
     def _run(self) -> None:
         beats, reported_paused = 0, False
         next_beat = time.monotonic() + self._period
@@ -212,6 +220,7 @@ class _Heartbeat:
             beats += 1
             reported_paused = snap.paused
             next_beat = time.monotonic() + self._period
+            self.send_checkpoint()
             self._link.send(("beat", beats, snap.progress, snap.error, snap.paused))
             if self._link.broken.is_set():  # the node is gone: stop, do not run unsupervised
                 self._watch.node_gone()
@@ -314,7 +323,12 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
 
     signal.signal(signal.SIGTERM, on_sigterm)
     link = _Link(conn)
-    context = WorkerContext(spec.task_id, spec.attempt)
+    context = WorkerContext(
+        spec.task_id,
+        spec.attempt,
+        saved_checkpoint=spec.checkpoint,
+        checkpoint_limit_bytes=spec.checkpoint_limit_bytes,
+    )
     watch.context = context
     heartbeat = _Heartbeat(context, link, spec.heartbeat_period_s, watch)
     result: WorkerResult
@@ -336,6 +350,7 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
         result = WorkerResult(Outcome.FAILED, describe_error(error))
     releasing.set()
     heartbeat.stop()
+    heartbeat.send_checkpoint()  # what was saved last is stored before the outcome is judged
     snap = context.snapshot()
     link.send(("outcome", result.outcome.value, result.error, snap.progress, snap.error))
     with contextlib.suppress(Exception):

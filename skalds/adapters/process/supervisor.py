@@ -95,7 +95,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         self._spare: tuple[Any, Connection] | None = None
         self._spare_starting: asyncio.Task[None] | None = None
 
-    async def start(self, task: Task) -> None:
+    async def start(self, task: Task, *, checkpoint: str | None = None) -> None:
         if task.id in self._children:
             return
         path = self._paths.get(task.class_name)
@@ -113,6 +113,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             heartbeat_period_s=self._period,
             log=self._worker_logs,
             log_name=f"{self._node_id}_{task.id}" if self._node_id else task.id,  # upstream's file name
+            checkpoint=checkpoint,
         )
         try:
             process, parent_conn = await self._process_for(spec)
@@ -294,6 +295,9 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
                 changed = paused != state.paused  # a pause or resume took effect; else a plain beat
             case ("applied", version):
                 child.state = replace(state, applied_attachments_version=version)
+            case ("checkpoint", sequence, text):
+                child.state = replace(state, checkpoint=text, checkpoint_sequence=sequence)
+                changed = False  # stored with the node's next beat, or before the outcome is reported
             case ("rejected", version, error):
                 child.state = replace(
                     state, error=f"update to attachments version {version} rejected: {error}"

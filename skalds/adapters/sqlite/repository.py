@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from skalds.adapters.sqlite.checkpoints import SCHEMA as CHECKPOINTS_SCHEMA
+from skalds.adapters.sqlite.checkpoints import SqliteCheckpointStore
 from skalds.adapters.task_documents import task_from_document, task_to_document
 from skalds.domain.errors import (
     BackendUnavailableError,
@@ -94,6 +96,8 @@ class SqliteTaskRepository(TaskRepository):
         self._db = connection
         self._executor = executor
         self._where = where
+        self.checkpoints = SqliteCheckpointStore(connection, self._run)
+        """The tasks' checkpoints, in the same file, on the same thread."""
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         try:
@@ -278,6 +282,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA busy_timeout=5000")
     db.create_function("casefold", 1, _casefold, deterministic=True)
     db.executescript(SCHEMA)
+    db.executescript(CHECKPOINTS_SCHEMA)
     return db
 
 

@@ -24,6 +24,7 @@ from skalds.bootstrap import Container, Services, start, stop
 from skalds.config import ControllerMode
 from skalds.entrypoints.api.auth import api_key_guard
 from skalds.entrypoints.api.bodies import BoundedRequest
+from skalds.entrypoints.api.checkpoints import CheckpointController
 from skalds.entrypoints.api.cross_site import allowed_hosts, cross_site_guard
 from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
 from skalds.entrypoints.api.event_feed import EventFeed
@@ -121,6 +122,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             metrics,
             api_index,
             TaskController,
+            CheckpointController,
             Router("/", route_handlers=[create_tasks], request_max_body_size=limits.batch_body_bytes),
             SkaldController,
             SystemController,

@@ -77,6 +77,17 @@ class DeletedReply(TypedDict):
     data: DeletedData
 
 
+class CheckpointReply(TypedDict):
+    """A task's latest checkpoint; every field but taskId is null when none was saved (or it was cleared)."""
+
+    taskId: str
+    checkpoint: Any
+    attempt: int | None
+    sequence: int | None
+    savedAt: int | None
+    sizeBytes: int | None
+
+
 class SkaldJson(TypedDict):
     """Upstream's SkaldResponse, plus mode, health, capacity, labels and draining."""
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from skalds.adapters.memory.checkpoints import InMemoryCheckpointStore
 from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
@@ -16,6 +17,7 @@ from skalds.domain.events import DomainEvent, TaskEvent
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.ports import TaskQuery
 from skalds.domain.task import TaskStatus
+from tests.contracts.checkpoints import CheckpointStoreContract
 from tests.contracts.event_bus import EventBusContract, created, receive
 from tests.contracts.live_state_store import HOUR, LiveStateStoreContract
 from tests.contracts.task_repository import TaskRepositoryContract, a_task, assigned, ids
@@ -26,6 +28,12 @@ class TestInMemoryTaskRepository(TaskRepositoryContract):
     @pytest.fixture
     def repo(self) -> InMemoryTaskRepository:
         return InMemoryTaskRepository()
+
+
+class TestInMemoryCheckpointStore(CheckpointStoreContract):
+    @pytest.fixture
+    def store(self) -> InMemoryCheckpointStore:
+        return InMemoryCheckpointStore()
 
 
 class TestInMemoryLiveStateStore(LiveStateStoreContract):

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from skalds.adapters.sqlite.checkpoints import SqliteCheckpointStore
 from skalds.adapters.sqlite.repository import SqliteTaskRepository, sqlite_task_repository
 from skalds.domain.errors import BackendUnavailableError, TaskAlreadyExistsError
 from skalds.domain.ports import TaskQuery
+from tests.contracts.checkpoints import CheckpointStoreContract, saved
 from tests.contracts.task_repository import TaskRepositoryContract, a_task, assigned
 
 
@@ -53,3 +55,17 @@ async def test_a_file_that_cannot_be_opened_is_an_unavailable_backend(tmp_path: 
         async for _ in sqlite_task_repository(blocker / "tasks.sqlite3"):
             pass
     assert refused.value.backend == "sqlite"
+
+
+class TestSqliteCheckpointStore(CheckpointStoreContract):
+    @pytest.fixture
+    def store(self, opened: SqliteTaskRepository) -> SqliteCheckpointStore:
+        return opened.checkpoints
+
+
+async def test_checkpoints_outlive_the_process_too(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.sqlite3"
+    async for first in sqlite_task_repository(path):
+        await first.checkpoints.save_many([saved("t1", 1, 7, '{"row":7}')])
+    async for second in sqlite_task_repository(path):
+        assert await second.checkpoints.get("t1") == saved("t1", 1, 7, '{"row":7}')
