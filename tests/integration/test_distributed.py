@@ -230,3 +230,34 @@ def test_a_second_controller_beside_the_first_assigns_no_task_twice(
         assert sequences == sorted(set(sequences)), (task_id, sequences)
         progress = [beat["progress"] or 0 for beat in history]
         assert progress == sorted(progress), (task_id, progress)
+
+
+def test_a_checkpointing_task_resumes_on_the_other_node_after_a_sigkill(cluster: Cluster) -> None:
+    """The worker saves after every row; its node is SIGKILLed; the next attempt, on the other node, starts
+    at the row of the last save stored in FerretDB, not at zero."""
+    controller = cluster.controller()
+    cluster.node("node-a", worker="tests.workers:Resumable")
+    cluster.wait_ready(controller)
+    cluster.wait_online(controller, "node-a")
+    body = {"className": "Resumable", "id": "rows", "attachments": {"rows": 100_000, "rowS": 0.01}}
+    assert controller.api.post("/api/tasks", json=body).status_code == 201
+
+    def saved() -> dict[str, Any] | None:
+        found: dict[str, Any] | None = controller.api.get("/api/tasks/rows/checkpoint").json()["checkpoint"]
+        return found
+
+    reached = wait_for("a checkpoint past row 20", lambda: (c := saved()) and c["row"] >= 20 and c)
+    cluster.node("node-b", worker="tests.workers:Resumable")
+    cluster.wait_online(controller, "node-b")
+    [node_a] = [p for p in cluster.processes if p.name == "node-a"]
+    cluster.expect_dead(node_a)
+    node_a.sigkill()
+    resumed = wait_for(
+        "the task resumed on node-b",
+        lambda: (c := saved()) and len(c["starts"]) == 2 and c,
+        within_s=DEAD_AFTER_MS / 1000 + 60,
+        guard=cluster.check,
+    )
+    assert resumed["starts"][0] == 0 and resumed["starts"][1] >= reached["row"]
+    task = controller.api.get("/api/tasks/rows").json()
+    assert (task["executor"], task["attempt"]) == ("node-b", 2)

@@ -6,18 +6,18 @@ stored the upsert's insert hits the primary key instead, which means "keep the n
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import DuplicateKeyError
 
 from skalds.domain.checkpoints import Checkpoint
 from skalds.domain.ports import CheckpointStore
 
-DUPLICATE_KEY = 11000
 Document = dict[str, Any]
 
 
@@ -58,16 +58,16 @@ class MongoCheckpointStore(CheckpointStore):
         self._errors = errors  # the repository's driver-error mapping
 
     async def save_many(self, checkpoints: Sequence[Checkpoint]) -> None:
-        if not checkpoints:
-            return
-        writes = [UpdateOne(_older_than(c), {"$set": _fields(c)}, upsert=True) for c in checkpoints]
+        """One conditional upsert each, at once (not one bulk write: FerretDB's reply to a bulk write with
+        a duplicate key lacks a count the driver reads, and a batch is a node's few running tasks)."""
         with self._errors():
-            try:
-                await self._checkpoints.bulk_write(writes, ordered=False)
-            except BulkWriteError as error:
-                others = [e for e in error.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-                if others:
-                    raise
+            await asyncio.gather(*(self._save(checkpoint) for checkpoint in checkpoints))
+
+    async def _save(self, checkpoint: Checkpoint) -> None:
+        with contextlib.suppress(DuplicateKeyError):  # a newer save is stored: keep it
+            await self._checkpoints.update_one(
+                _older_than(checkpoint), {"$set": _fields(checkpoint)}, upsert=True
+            )
 
     async def get(self, task_id: str) -> Checkpoint | None:
         with self._errors():
