@@ -1,10 +1,11 @@
-"""Compare-and-set transitions and reads of the MongoDB task repository on a real server; prints a table.
+"""Compare-and-set transitions and reads of the MongoDB task repository on a real server, and of the SQLite
+repository (``skalds up``'s default) on a file beside it, on the same work; prints a table for each.
 
 Target (issue 5): >= 2,000 batched transitions/s (``update_many``, what the dispatcher and the monitor
 use). Every transition is a full compare-and-set (claim, read, write, release; see the repository's
 docstring) of the next version of a stored task. FerretDB 1.x runs every update statement as a scan of the
 whole collection, so its numbers depend on the collection size, printed with the table. A benchmark, not a
-test: it reports, it does not assert. It uses a throwaway database, dropped at the end.
+test: it reports, it does not assert. It uses a throwaway database and file, dropped at the end.
 Run: SKALDS_MONGO_URL=mongodb://127.0.0.1:27017 .venv/bin/python bench/mongo_transitions.py [--quick]
 """
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine, service_address, timed_ms
 from skalds.adapters.mongo.repository import MongoClient, MongoTaskRepository, mongo_client, redacted
-from skalds.domain.ports import TaskOrder, TaskQuery
+from skalds.adapters.sqlite.repository import sqlite_task_repository
+from skalds.domain.ports import TaskOrder, TaskQuery, TaskRepository
 from skalds.domain.task import Task, TaskMode, TaskStatus, evolve, new_task
 
 CLASS = "BenchWorker"
@@ -34,7 +38,7 @@ def next_version(task: Task, now: int) -> Task:
     return evolve(task, {"version": task.version + 1, "update_date_time": now})
 
 
-async def fill(repository: MongoTaskRepository, count: int) -> list[Task]:
+async def fill(repository: TaskRepository, count: int) -> list[Task]:
     tasks = [
         new_task(task_id=f"t{i:06d}", class_name=CLASS, now=1_000 + i, priority=i % 11, attachments={"i": i})
         for i in range(count)
@@ -57,7 +61,7 @@ class Run:
 
 
 async def transitions(
-    repository: MongoTaskRepository, tasks: list[Task], *, mode: str, size: int, most: int, budget_s: float
+    repository: TaskRepository, tasks: list[Task], *, mode: str, size: int, most: int, budget_s: float
 ) -> Run:
     """Rounds of ``size`` transitions of distinct tasks, one at a time ("sequential"), all at once
     ("concurrent") or as one ``update_many`` ("batched"), until ``most`` are done or the budget is spent."""
@@ -105,67 +109,73 @@ async def server(client: MongoClient) -> str:
     )
 
 
+async def measure(repository: TaskRepository, what: str, stored: int, quick: bool) -> None:
+    budget_s, most, repeats = (3.0, 2_000, 10) if quick else (10.0, 20_000, 20)
+    tasks = await fill(repository, stored)
+    print(f"## {what}: compare-and-set transitions on {stored:,} stored tasks (target >= 2,000/s batched)")
+    print()
+    print(f"Each mode runs for up to {budget_s:g} s, and at least one round.")
+    print()
+    print("| mode | transitions | lost | transitions/s | median ms per call | p99 ms per call |")
+    print("|---|---:|---:|---:|---:|---:|")
+    modes = [
+        ("update, sequential", "sequential", 1, most),
+        ("update, 50 concurrent", "concurrent", 50, most),
+        ("update_many, batches of 100", "batched", 100, most),
+        ("update_many, batches of 1,000", "batched", 1_000, most),
+    ]
+    for label, mode, round_size, limit in modes:
+        run = await transitions(repository, tasks, mode=mode, size=round_size, most=limit, budget_s=budget_s)
+        median, worst = statistics.median(run.latencies_ms), p99(run.latencies_ms)
+        counts = f"{run.transitions:,} | {run.lost} | {run.rate:,.0f}"
+        print(f"| {label} | {counts} | {median:.1f} | {worst:.1f} |")
+    print()
+    print(f"## {what}: reads on {stored:,} stored tasks")
+    print()
+    ids = [task.id for task in tasks]
+    rng = random.Random(1)
+    get = await timed_ms(lambda: repository.get(rng.choice(ids)), repeats * 5)
+    browse = await timed_ms(lambda: repository.list(TaskQuery(limit=50)), repeats)
+    filtered = await timed_ms(lambda: repository.list(TaskQuery(id_contains="t0001", limit=50)), repeats)
+    queue = TaskQuery(
+        statuses=frozenset({TaskStatus.CREATED}),
+        modes=frozenset({TaskMode.PASSIVE}),
+        order=TaskOrder.DISPATCH,
+        limit=1_000,
+    )
+    dispatch = await timed_ms(lambda: repository.list(queue), repeats)
+    by_status = await timed_ms(repository.count_by_status, repeats)
+    print("| call | calls | median ms | p99 ms |")
+    print("|---|---:|---:|---:|")
+    rows = [
+        ("get by id", get),
+        ("list, newest first, page of 50, with total", browse),
+        ("list, id contains, page of 50, with total", filtered),
+        ("list, dispatch order, page of 1,000, with total", dispatch),
+        ("count_by_status", by_status),
+    ]
+    for label, timings in rows:
+        print(f"| {label} | {len(timings)} | {statistics.median(timings):.1f} | {p99(timings):.1f} |")
+    print()
+
+
 async def main(url: str, quick: bool, size: int | None) -> None:
     stored = max(size or 1_000, 1_000)  # a batch of 1,000 needs as many distinct tasks
-    budget_s, most, repeats = (3.0, 2_000, 10) if quick else (10.0, 20_000, 20)
     database = f"bench{uuid.uuid4().hex[:8]}"
     client = mongo_client(url)
     repository = MongoTaskRepository(client, database=database)
     try:
         where = f"{await server(client)} at {redacted(url)}"
-        print(f"# Skalds MongoDB task repository benchmark — {machine()}, {where}")
+        print(f"# Skalds task repository benchmark — {machine()}; {where}; SQLite {sqlite3.sqlite_version}")
         print()
         await repository.prepare()
-        tasks = await fill(repository, stored)
-        print(f"## Compare-and-set transitions on {stored:,} stored tasks (target >= 2,000/s batched)")
-        print()
-        print(f"Each mode runs for up to {budget_s:g} s, and at least one round.")
-        print()
-        print("| mode | transitions | lost | transitions/s | median ms per call | p99 ms per call |")
-        print("|---|---:|---:|---:|---:|---:|")
-        modes = [
-            ("update, sequential", "sequential", 1, most),
-            ("update, 50 concurrent", "concurrent", 50, most),
-            ("update_many, batches of 100", "batched", 100, most),
-            ("update_many, batches of 1,000", "batched", 1_000, most),
-        ]
-        for label, mode, round_size, limit in modes:
-            run = await transitions(
-                repository, tasks, mode=mode, size=round_size, most=limit, budget_s=budget_s
-            )
-            median, worst = statistics.median(run.latencies_ms), p99(run.latencies_ms)
-            counts = f"{run.transitions:,} | {run.lost} | {run.rate:,.0f}"
-            print(f"| {label} | {counts} | {median:.1f} | {worst:.1f} |")
-        print()
-        print(f"## Reads on {stored:,} stored tasks")
-        print()
-        ids = [task.id for task in tasks]
-        rng = random.Random(1)
-        get = await timed_ms(lambda: repository.get(rng.choice(ids)), repeats * 5)
-        browse = await timed_ms(lambda: repository.list(TaskQuery(limit=50)), repeats)
-        filtered = await timed_ms(lambda: repository.list(TaskQuery(id_contains="t0001", limit=50)), repeats)
-        queue = TaskQuery(
-            statuses=frozenset({TaskStatus.CREATED}),
-            modes=frozenset({TaskMode.PASSIVE}),
-            order=TaskOrder.DISPATCH,
-            limit=1_000,
-        )
-        dispatch = await timed_ms(lambda: repository.list(queue), repeats)
-        by_status = await timed_ms(repository.count_by_status, repeats)
-        print("| call | calls | median ms | p99 ms |")
-        print("|---|---:|---:|---:|")
-        rows = [
-            ("get by id", get),
-            ("list, newest first, page of 50, with total", browse),
-            ("list, id contains, page of 50, with total", filtered),
-            ("list, dispatch order, page of 1,000, with total", dispatch),
-            ("count_by_status", by_status),
-        ]
-        for label, timings in rows:
-            print(f"| {label} | {len(timings)} | {statistics.median(timings):.1f} | {p99(timings):.1f} |")
+        await measure(repository, "MongoDB-wire", stored, quick)
     finally:
         await client.drop_database(database)
         await client.close()
+    with tempfile.TemporaryDirectory(prefix="skalds-bench-") as folder:
+        async for sqlite in sqlite_task_repository(Path(folder) / "tasks.sqlite3"):
+            await measure(sqlite, "SQLite (WAL, synchronous=NORMAL)", stored, quick)
 
 
 if __name__ == "__main__":

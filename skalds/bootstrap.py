@@ -338,6 +338,7 @@ def build_process_node(
         start_method=start_method,
         worker_logs=services.settings.logging.worker_setup(),
         node_id=identity.id,
+        checkpoint_limit_bytes=services.settings.limits.checkpoint_bytes,
     )
     return _node(services, identity, supervisor), supervisor
 

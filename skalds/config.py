@@ -263,9 +263,11 @@ class LimitsSettings(_Section):
     body_bytes: Annotated[int, Field(ge=1_024)] = 2 * 1_048_576
     # POST /api/tasks/batch's body: 16 KiB per item of a full batch of 1,000 on average
     batch_body_bytes: Annotated[int, Field(ge=1_024)] = 16 * 1_048_576
+    # a worker's checkpoint as JSON (context.save_checkpoint raises beyond); checked in the worker process
+    checkpoint_bytes: Annotated[int, Field(gt=0, le=16 * 1_048_576)] = 256 * 1_024
 
     def drafts(self) -> DraftLimits:
-        return DraftLimits(**self.model_dump(exclude={"body_bytes", "batch_body_bytes"}))
+        return DraftLimits(**self.model_dump(exclude={"body_bytes", "batch_body_bytes", "checkpoint_bytes"}))
 
 
 class ControllerSettings(_Section):

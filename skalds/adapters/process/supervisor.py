@@ -27,6 +27,7 @@ from skalds.domain.heartbeat import Outcome
 from skalds.domain.ports import WorkerSupervisor
 from skalds.domain.task import Task
 from skalds.domain.workers import WorkerState
+from skalds.worker.context import DEFAULT_CHECKPOINT_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         worker_logs: LogSetup | None = None,
         node_id: str = "",
         orphan_grace_s: float = 3.0,
+        checkpoint_limit_bytes: int = DEFAULT_CHECKPOINT_BYTES,
     ) -> None:
         """``worker_paths`` maps a class name to its import path, ``"package.module:ClassName"``.
 
@@ -68,6 +70,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         if orphan_grace_s <= 0:
             raise ValueError(f"orphan_grace_s must be > 0, got {orphan_grace_s}")
         self._orphan_grace_s = orphan_grace_s
+        self._checkpoint_limit_bytes = checkpoint_limit_bytes
         self._changes = ChangeListener()
         self._notify = self._changes.notify
         self._paths = dict(worker_paths)
@@ -114,6 +117,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             log=self._worker_logs,
             log_name=f"{self._node_id}_{task.id}" if self._node_id else task.id,  # upstream's file name
             checkpoint=checkpoint,
+            checkpoint_limit_bytes=self._checkpoint_limit_bytes,
         )
         try:
             process, parent_conn = await self._process_for(spec)
