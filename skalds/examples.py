@@ -1,7 +1,8 @@
 """Example workers: what a Skalds worker looks like. ``skalds up`` runs these; so can any node:
 ``skalds node --worker skalds.examples:StreamWorker``.
 
-``CountdownWorker`` is the smallest useful worker. ``StreamWorker`` is shaped like a video-inference job: it
+``CountdownWorker`` is the smallest useful worker; it checkpoints every second, so a retried or restarted
+countdown goes on from where it was. ``StreamWorker`` is shaped like a video-inference job: it
 connects, processes frames for as long as it runs, reports progress, honours pause and cancel between
 frames, and takes a new ``fps`` while running (hot update), without a restart.
 """
@@ -26,14 +27,22 @@ class Countdown(BaseModel):
     seconds: int = Field(default=10, ge=1, le=86_400)
 
 
+class Counted(BaseModel):
+    seconds: int = 0  # counted down so far
+
+
 class CountdownWorker(BaseTaskWorker[Countdown]):
+    checkpoint_model = Counted
+
     @run_main_handler
     def main(self) -> None:
         assert self.attachments is not None
         total = self.attachments.seconds
-        for second in range(total):
+        counted = self.context.saved_checkpoint or Counted()  # an earlier attempt's last save
+        for second in range(counted.seconds, total):
             self.context.report_progress(100 * second / total)
             self.context.sleep(1)  # wakes at once on cancel; waits here while paused
+            self.context.save_checkpoint(Counted(seconds=second + 1))
         self.context.report_progress(100)
 
 
