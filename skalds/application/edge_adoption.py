@@ -8,7 +8,7 @@ which the runtime's liveness path never waits on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +18,7 @@ from skalds.domain import lifecycle
 from skalds.domain.errors import ConflictError, TaskNotFoundError
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.ports import Clock, EventPublisher, TaskQuery, TaskRepository, WorkerSupervisor
-from skalds.domain.task import TaskMode, TaskStatus, new_task
+from skalds.domain.task import Task, TaskMode, TaskStatus, new_task
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,17 @@ class EdgeAdoption:
         publisher: EventPublisher | None,
         *,
         started: Callable[[str, int], None],
+        checkpoint_of: Callable[[Task], Awaitable[str | None]] | None = None,
     ) -> None:
-        """``started(task_id, attempt)`` tells the node a worker was started for it."""
+        """``started(task_id, attempt)`` tells the node a worker was started for it; ``checkpoint_of``
+        reads what earlier attempts of a task saved, handed to its new worker."""
         self._node_id = node_id
         self._repository = repository
         self._clock = clock
         self._supervisor = supervisor
         self._publisher = publisher
         self._started = started
+        self._checkpoint_of = checkpoint_of
         self.task_ids: frozenset[str] = frozenset()
 
     async def adopt(self, tasks: Sequence[EdgeTask]) -> list[str]:
@@ -108,7 +111,8 @@ class EdgeAdoption:
         if task.is_live:
             if task.executor != self._node_id:
                 return f"owned by node {task.executor}; not started"
-            await self._supervisor.start(task)  # it was running here when this node last stopped
+            # it was running here when this node last stopped
+            await self._supervisor.start(task, checkpoint=await self._saved(task))
             self._started(task.id, task.attempt)
             return None
         if task.is_terminal:
@@ -122,6 +126,9 @@ class EdgeAdoption:
         log_task_change(log, assigned, event, by="node")
         if self._publisher is not None:
             await self._publisher.publish(event)
-        await self._supervisor.start(assigned)
+        await self._supervisor.start(assigned, checkpoint=await self._saved(assigned))
         self._started(assigned.id, assigned.attempt)
         return None
+
+    async def _saved(self, task: Task) -> str | None:
+        return None if self._checkpoint_of is None else await self._checkpoint_of(task)

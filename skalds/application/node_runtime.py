@@ -95,9 +95,17 @@ class NodeRuntime:
         self._publisher = publisher
         self._checkpoints = checkpoints  # None: workers' checkpoints are neither stored nor handed on
         self._checkpoints_stored: dict[str, int] = {}  # task -> the worker's last save sequence stored
+        self._checkpoint_base: dict[str, int] = {}  # task -> sequence its worker's saves count on from
         self._storing: asyncio.Task[None] | None = None
+        self._checkpoint_store_failing = False
         self._edges = EdgeAdoption(
-            identity.id, repository, clock, supervisor, publisher, started=self._remember_start
+            identity.id,
+            repository,
+            clock,
+            supervisor,
+            publisher,
+            started=self._remember_start,
+            checkpoint_of=self._saved_checkpoint,
         )
         self.draining = False
         self._registered_at: int | None = None
@@ -277,7 +285,20 @@ class NodeRuntime:
         try:
             await self.store_checkpoints()
         except Exception as error:  # kept in the worker states: stored by a later try
+            self._checkpoint_store_failing = True
             log.warning("node %s could not store checkpoints: %s", self.node_id, error)
+        else:
+            self._checkpoint_store_failing = False
+
+    def _unstored_checkpoint(self, task_id: str, state: WorkerState) -> bool:
+        """Whether the worker saved something not stored yet, while storing works: an ended worker's outcome
+        waits for it (a retry must resume from its last save), never for a store that is failing."""
+        return (
+            self._checkpoints is not None
+            and not self._checkpoint_store_failing
+            and state.checkpoint is not None
+            and state.checkpoint_sequence > self._checkpoints_stored.get(task_id, 0)
+        )
 
     async def store_checkpoints(self, task_ids: Collection[str] | None = None) -> None:
         """Store the workers' saves not stored yet (of ``task_ids``, or all), in one write."""
@@ -288,7 +309,7 @@ class NodeRuntime:
             Checkpoint(
                 task_id=task_id,
                 attempt=state.attempt or 0,
-                sequence=state.checkpoint_sequence,
+                sequence=self._checkpoint_base.get(task_id, 0) + state.checkpoint_sequence,
                 value=state.checkpoint,
                 saved_at=now,
             )
@@ -300,8 +321,11 @@ class NodeRuntime:
         if not batch:
             return
         await self._checkpoints.save_many(batch)
+        still_here = self._supervisor.states()  # a worker forgotten meanwhile leaves nothing to remember
         for checkpoint in batch:
-            self._checkpoints_stored[checkpoint.task_id] = checkpoint.sequence
+            if checkpoint.task_id in still_here:
+                base = self._checkpoint_base.get(checkpoint.task_id, 0)
+                self._checkpoints_stored[checkpoint.task_id] = checkpoint.sequence - base
 
     def _due_beats(self, states: Mapping[str, WorkerState]) -> list[tuple[str, WorkerState]]:
         due: list[tuple[str, WorkerState]] = []
@@ -312,6 +336,8 @@ class NodeRuntime:
                 elif state.outcome is not None:
                     self._forget(task_id)
                 continue
+            if state.outcome is not None and self._unstored_checkpoint(task_id, state):
+                continue  # its last save is stored first (beside this beat, or by the change reporter)
             silent = not state.started or state.beats == self._beats_seen.get(task_id)
             if state.outcome is None and silent:
                 continue  # not up yet, or its runtime sent nothing since the last report: do not vouch for it
@@ -401,6 +427,7 @@ class NodeRuntime:
     def _forget(self, task_id: str) -> None:
         self._supervisor.forget(task_id)
         self._checkpoints_stored.pop(task_id, None)
+        self._checkpoint_base.pop(task_id, None)
         self._sequences.pop(task_id, None)
         self._beats_seen.pop(task_id, None)
         self._fenced.discard(task_id)
@@ -515,10 +542,19 @@ class NodeRuntime:
             )
             await self._report_outcome(task.id, task.attempt, Outcome.RELEASED, reason)
             return
-        checkpoint = await self._checkpoint_of(task.id)
+        checkpoint = await self._saved_checkpoint(task)
         self._lives[task.id] = (self._clock.now_ms(), False)
-        await self._supervisor.start(task, checkpoint=None if checkpoint is None else checkpoint.value)
+        await self._supervisor.start(task, checkpoint=checkpoint)
         self._remember_start(task.id, task.attempt)
+
+    async def _saved_checkpoint(self, task: Task) -> str | None:
+        """What a starting worker of ``task`` resumes from. A worker numbers its saves from 1; one started
+        again under the same attempt (an edge node taking its task back) continues after the stored save,
+        or its saves would count as older than its predecessor's and be ignored."""
+        checkpoint = await self._checkpoint_of(task.id)
+        same_attempt = checkpoint is not None and checkpoint.attempt == task.attempt
+        self._checkpoint_base[task.id] = checkpoint.sequence if checkpoint and same_attempt else 0
+        return None if checkpoint is None else checkpoint.value
 
     async def _checkpoint_of(self, task_id: str) -> Checkpoint | None:
         """What earlier attempts of the task saved: from its batch's read when there was one."""

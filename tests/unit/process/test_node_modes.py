@@ -16,6 +16,7 @@ import pytest
 import skalds
 from skalds.application.node_runtime import EdgeTask
 from skalds.application.tasks import TaskDraft
+from skalds.domain.checkpoints import Checkpoint
 from skalds.domain.task import TaskMode, TaskStatus
 from skalds.entrypoints.node import Skald
 from tests.unit.application.harness import System, build_system
@@ -171,3 +172,16 @@ def test_a_worker_class_that_cannot_be_loaded_is_a_clear_settings_error(tmp_path
     done = run_node(node_command(write_task(tmp_path, "Quick"), "no_such_module:Worker"))
     assert done.returncode == 78
     assert "cannot load 'no_such_module:Worker'" in done.stderr
+
+
+async def test_an_adopted_edge_task_resumes_from_its_checkpoint(system: System) -> None:
+    """An edge node started again takes its Active tasks back; their workers get the last saved checkpoint."""
+    await system.add_process_node("edge-1", {"Resumable": "tests.workers:Resumable"})
+    await system.services.checkpoints.save_many(
+        [Checkpoint(task_id="rows", attempt=1, sequence=9, value='{"row":30,"starts":[0]}', saved_at=1)]
+    )
+    edge = EdgeTask(id="rows", class_name="Resumable", attachments={"rows": 35})
+    assert await system.nodes["edge-1"].adopt_edge_tasks([edge]) == []
+    await drive(system, "rows", S.FINISHED)
+    saved = await system.services.checkpoints.get("rows")
+    assert saved is not None and saved.value == '{"row":35,"starts":[0,30]}'
