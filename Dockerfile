@@ -4,7 +4,9 @@ FROM python:3.11-slim
 WORKDIR /srv/skalds
 COPY pyproject.toml README.md ./
 COPY skalds ./skalds
-RUN pip install --no-cache-dir . && useradd --system skalds
+RUN pip install --no-cache-dir . && useradd --system skalds && mkdir -p /srv/skalds/data \
+    && chown skalds /srv/skalds/data
 USER skalds
 ENTRYPOINT []
-CMD ["skalds", "up", "--host", "0.0.0.0"]
+# `skalds up` keeps its tasks in a SQLite file; mount a volume at /srv/skalds/data to keep them
+CMD ["skalds", "up", "--host", "0.0.0.0", "--data-dir", "/srv/skalds/data"]

@@ -185,6 +185,7 @@ class Container(containers.DeclarativeContainer):
         catalog,
         default_max_attempts=providers.Callable(lambda s: s.dispatch.default_max_attempts, settings),
         limits=providers.Callable(lambda s: s.limits.drafts(), settings),
+        checkpoints=checkpoints,
     )
     dispatcher = providers.Singleton(
         Dispatcher,

@@ -53,6 +53,8 @@ __all__ = ["EdgeTask", "NodeIdentity", "NodeRuntime"]
 
 log = logging.getLogger(__name__)
 _REMEMBERED_STARTS = 10_000  # far more tasks than a node starts between two monitor cycles
+_PREVIOUS_RUN_LOOK_S = 2.0  # how long a starting node waits to learn what its previous run left
+_EXIT_STORE_S = 5.0  # how long a stopping node waits to store its workers' last checkpoints
 _COMMAND_BATCH = 200  # commands handled per read of the subscription (their assigned tasks read at once)
 _READ_AHEAD_FRESH_MS = 1_000  # a batch's read of its assigned tasks serves the starts this long
 _EXIT_WAIT_S = 2.0  # how long an assignment waits for an ended worker to exit before handing it back
@@ -94,7 +96,8 @@ class NodeRuntime:
         self._supervisor = supervisor
         self._publisher = publisher
         self._checkpoints = checkpoints  # None: workers' checkpoints are neither stored nor handed on
-        self._checkpoints_stored: dict[str, int] = {}  # task -> the worker's last save sequence stored
+        # task -> (attempt, the worker's last save stored): a mark of an earlier run never hides a new one's
+        self._checkpoints_stored: dict[str, tuple[int, int]] = {}
         self._checkpoint_base: dict[str, int] = {}  # task -> sequence its worker's saves count on from
         self._storing: asyncio.Task[None] | None = None
         self._checkpoint_store_failing = False
@@ -155,10 +158,10 @@ class NodeRuntime:
             order=TaskOrder.ANY,
             with_total=False,
         )
-        try:
-            left = (await self._repository.list(query)).items
+        try:  # bounded: a slow database must not hold back the node's first heartbeat
+            left = (await asyncio.wait_for(self._repository.list(query), _PREVIOUS_RUN_LOOK_S)).items
         except Exception as error:  # the monitor settles them later by their silence
-            log.warning("node %s could not look for tasks of its previous run: %s", self.node_id, error)
+            log.warning("node %s could not look for tasks of its previous run: %r", self.node_id, error)
             return
         running = self._supervisor.states()
         for task in left:
@@ -240,10 +243,25 @@ class NodeRuntime:
             while self._running() and loop.time() < deadline:  # noqa: ASYNC110 - the port reports by polling
                 await asyncio.sleep(0.1)
             await self._supervisor.shutdown()
+            await self._store_checkpoints_on_exit()
             await self.beat()  # report the outcomes, so the monitor settles them at once
             return
         await self._supervisor.shutdown()
+        await self._store_checkpoints_on_exit()
         await self._live.remove_node(self.node_id)
+
+    async def _store_checkpoints_on_exit(self) -> None:
+        """The saves since the last beat (those made while stopping too) are stored before the node goes:
+        the next run of each task resumes from them. Bounded: a database that does not answer loses them."""
+        if self._checkpoints is None:
+            return
+        if self._storing is not None:
+            await asyncio.gather(self._storing, return_exceptions=True)
+        try:
+            async with asyncio.timeout(_EXIT_STORE_S):
+                await self.store_checkpoints()
+        except Exception as error:
+            log.warning("node %s could not store its workers' last checkpoints: %r", self.node_id, error)
 
     async def check_lease(self) -> None:
         """Stop every worker if this node has been out of touch for longer than its lease (a partition,
@@ -297,8 +315,12 @@ class NodeRuntime:
             self._checkpoints is not None
             and not self._checkpoint_store_failing
             and state.checkpoint is not None
-            and state.checkpoint_sequence > self._checkpoints_stored.get(task_id, 0)
+            and state.checkpoint_sequence > self._stored_sequence(task_id, state)
         )
+
+    def _stored_sequence(self, task_id: str, state: WorkerState) -> int:
+        mark = self._checkpoints_stored.get(task_id)
+        return mark[1] if mark is not None and mark[0] == state.attempt else 0
 
     async def store_checkpoints(self, task_ids: Collection[str] | None = None) -> None:
         """Store the workers' saves not stored yet (of ``task_ids``, or all), in one write."""
@@ -308,24 +330,27 @@ class NodeRuntime:
         batch = [
             Checkpoint(
                 task_id=task_id,
-                attempt=state.attempt or 0,
+                attempt=state.attempt,
                 sequence=self._checkpoint_base.get(task_id, 0) + state.checkpoint_sequence,
                 value=state.checkpoint,
                 saved_at=now,
             )
             for task_id, state in self._supervisor.states().items()
             if state.checkpoint is not None
-            and state.checkpoint_sequence > self._checkpoints_stored.get(task_id, 0)
+            and state.attempt is not None  # every supervisor sets it; without it a save has no rank
+            and state.checkpoint_sequence > self._stored_sequence(task_id, state)
             and (task_ids is None or task_id in task_ids)
         ]
         if not batch:
             return
         await self._checkpoints.save_many(batch)
-        still_here = self._supervisor.states()  # a worker forgotten meanwhile leaves nothing to remember
+        still_here = self._supervisor.states()  # a run forgotten meanwhile leaves nothing to remember
         for checkpoint in batch:
-            if checkpoint.task_id in still_here:
+            current = still_here.get(checkpoint.task_id)
+            if current is not None and current.attempt == checkpoint.attempt:
                 base = self._checkpoint_base.get(checkpoint.task_id, 0)
-                self._checkpoints_stored[checkpoint.task_id] = checkpoint.sequence - base
+                stored = (checkpoint.attempt, checkpoint.sequence - base)
+                self._checkpoints_stored[checkpoint.task_id] = stored
 
     def _due_beats(self, states: Mapping[str, WorkerState]) -> list[tuple[str, WorkerState]]:
         due: list[tuple[str, WorkerState]] = []

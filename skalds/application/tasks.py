@@ -27,6 +27,7 @@ from skalds.domain.commands import CancelTask, NodeCommand, PauseTask, ResumeTas
 from skalds.domain.errors import ConflictError, TaskAlreadyExistsError, ValidationError
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.ports import (
+    CheckpointStore,
     Clock,
     EventPublisher,
     IdGenerator,
@@ -71,8 +72,10 @@ class TaskService:
         *,
         default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         limits: DraftLimits | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self._limits = limits or DraftLimits()
+        self._checkpoints = checkpoints
         self._repository = repository
         self._publisher = publisher
         self._clock = clock
@@ -228,7 +231,7 @@ class TaskService:
 
     async def retry(self, task_id: str, *, expected_version: int | None = None) -> Task:
         """Run a Finished, Failed or Cancelled task again (upstream's "set Created")."""
-        task, _ = await change_task(
+        task, event = await change_task(
             self._repository,
             self._publisher,
             self._clock,
@@ -236,6 +239,9 @@ class TaskService:
             TaskCommand.RETRY,
             expected_version=expected_version,
         )
+        if self._checkpoints is not None and event.from_status is TaskStatus.FINISHED:
+            # run again from zero: a finished task's checkpoint is its end; a failed or cancelled one resumes
+            await self._checkpoints.delete(task_id)
         return task
 
     async def set_status(self, task_id: str, status: TaskStatus) -> Task:
@@ -253,6 +259,8 @@ class TaskService:
             raise ConflictError(task_id, expected_version, task.version)
         event = lifecycle.deleted(task, at=self._clock.now_ms())
         await self._repository.delete(task_id, task.version)
+        if self._checkpoints is not None:  # gone from storage: its checkpoint too
+            await self._checkpoints.delete(task_id)
         log_task_change(log, task, event, by="api")
         await self._publisher.publish(event)
 

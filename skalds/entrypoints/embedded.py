@@ -32,6 +32,7 @@ from skalds.config import Backend, ControllerMode, Settings, SettingsError, Shut
 from skalds.domain.errors import TaskAlreadyExistsError
 from skalds.entrypoints.api.app import create_app
 from skalds.entrypoints.controller import reach_backends
+from skalds.entrypoints.data_dir import DataDirError, claim
 from skalds.entrypoints.node import EXIT_CONFIG, Skald
 from skalds.entrypoints.serving import serve
 
@@ -150,6 +151,16 @@ def run_up(
     except SettingsError as error:  # a --worker path that does not load: one line, not a traceback
         print(f"skalds up: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    try:  # held until this function returns, i.e. for the whole run
+        lock = claim(settings.sqlite.path.parent) if settings.backends.repository is Backend.SQLITE else None
+    except DataDirError as error:
+        print(f"skalds up: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    with lock or contextlib.nullcontext():
+        return _serve_up(settings, app)
+
+
+def _serve_up(settings: Settings, app: Litestar) -> int:
     unreachable = reach_backends(settings, "skalds up")
     if unreachable is not None:
         return unreachable

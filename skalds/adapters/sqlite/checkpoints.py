@@ -50,10 +50,11 @@ class SqliteCheckpointStore(CheckpointStore):
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(UPSERT, rows)
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     async def get(self, task_id: str) -> Checkpoint | None:
         found: Mapping[str, Checkpoint] = await self.get_many([task_id])

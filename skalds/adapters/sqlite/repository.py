@@ -102,7 +102,10 @@ class SqliteTaskRepository(TaskRepository):
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
-        except sqlite3.OperationalError as error:  # locked past busy_timeout, disk full, file gone
+        except sqlite3.IntegrityError:
+            raise  # our own bug (a constraint the code should have kept), not an outage
+        except sqlite3.DatabaseError as error:
+            # locked past busy_timeout, disk full, the file gone or damaged: the store cannot serve
             raise BackendUnavailableError("sqlite", f"{self._where}: {error}") from error
 
     async def get(self, task_id: str) -> Task:
@@ -240,10 +243,11 @@ class SqliteTaskRepository(TaskRepository):
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite may have rolled back by itself (a full disk)
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
 
 def _where(query: TaskQuery) -> tuple[str, list[Any]]:

@@ -195,7 +195,6 @@ class TaskController(Controller):
         """Upstream's soft delete: cancel. With ``purge=true``, remove a task no worker owns from storage."""
         if purge:
             await services.tasks.delete(task_id)
-            await services.checkpoints.delete(task_id)  # gone from storage: its checkpoint too
             return {"success": True, "message": "Task deleted", "data": {"taskId": task_id}}
         task = await services.tasks.cancel(task_id)
         data: DeletedData = {"taskId": task.id, "status": task.lifecycle_status}

@@ -77,3 +77,35 @@ def test_a_killed_up_comes_back_with_every_task_and_runs_the_interrupted_one_aga
     finally:
         second.kill()
         second.wait()
+
+
+def test_a_second_up_on_the_same_folder_and_an_unwritable_folder_are_refused_saying_what_to_do(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    log = tmp_path / "up.log"
+    first = start(port, tmp_path / "data", log)
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/api/skalds")["items"], first)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        for folder, says in (
+            (tmp_path / "data", f"another skalds up (pid {first.pid}) keeps its tasks in"),
+            (blocker / "data", "cannot keep tasks in"),
+        ):
+            second = subprocess.run(
+                [sys.executable, "-m", "skalds", "up", "--port", str(free_port()), "--data-dir", str(folder)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert second.returncode == 78, second.stderr
+            assert says in second.stderr and "--data-dir" in second.stderr, second.stderr
+        assert first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
