@@ -31,6 +31,8 @@ from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from typing import Any
 
+import setproctitle
+
 from skalds.adapters.logs import LogSetup, configure
 from skalds.domain.heartbeat import Outcome
 from skalds.worker.base import BaseTaskWorker, WorkerResult, describe_error
@@ -275,10 +277,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _name_process(name: bytes) -> None:
-    """Linux: the name ``ps`` and ``/proc/<pid>/comm`` show (15 bytes), so an operator can tell a worker
-    running a task (``skalds-worker``) from the idle warm spare (``skalds-spare``)."""
-    with contextlib.suppress(Exception):
+def _name_process(name: bytes, title: str | None = None) -> None:
+    """The name ``ps``, ``top`` and ``/proc/<pid>/comm`` show (15 bytes), so an operator can tell a worker
+    running a task (``skalds-worker``) from the idle warm spare (``skalds-spare``); ``title`` becomes the
+    whole command line (``ps -f``, ``top -c``): which class and task a hot process runs."""
+    if title is not None:
+        with contextlib.suppress(Exception):  # where the platform allows
+            setproctitle.setproctitle(title)
+    with contextlib.suppress(Exception):  # after the title, which may have set its own 15 bytes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 
 
@@ -302,7 +308,7 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
     watch = _NodeWatch(lifeline)
     watch.start()
     if spec is None:
-        _name_process(b"skalds-spare")
+        _name_process(b"skalds-spare", "skalds-spare")
         try:
             message = conn.recv()
         except (EOFError, OSError):
@@ -311,7 +317,7 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
             return  # ("exit",): the node is shutting down
         spec = message[1]
         assert isinstance(spec, WorkerSpec)
-    _name_process(b"skalds-worker")
+    _name_process(b"skalds-worker", f"skalds-worker {spec.worker_path.rpartition(':')[2]} {spec.task_id}")
     if spec.log is not None:  # upstream's LOG_SPLIT_WITH_WORKER_ID: one file per worker, not on the console
         configure(spec.log, spec.log_name or spec.task_id, console=False)
     releasing = threading.Event()

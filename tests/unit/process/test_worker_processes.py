@@ -346,3 +346,17 @@ async def test_a_dead_forkserver_is_started_again_and_the_next_task_runs(system:
     second = await sys_.services.tasks.create(TaskDraft(class_name="Quick"))
     await until(sys_, second.id, S.FINISHED)
     assert forkserver._forkserver._forkserver_pid not in (None, server_pid)  # type: ignore[attr-defined]
+
+
+async def test_a_worker_process_is_named_after_its_class_and_task(system: Built) -> None:
+    """In ``ps -f`` / ``top -c`` an operator sees which task a hot process runs; ``comm`` stays short."""
+    sys_, supervisor = system
+    await sys_.services.tasks.create(TaskDraft(class_name="Steady", id="cam-7"))
+    await until(sys_, "cam-7", S.RUNNING)
+    pid = supervisor.pid("cam-7")
+    assert pid is not None
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode().strip()
+    assert cmdline == "skalds-worker Steady cam-7"
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "skalds-worker"
+    await sys_.services.tasks.cancel("cam-7")
+    await until(sys_, "cam-7", S.CANCELLED)
