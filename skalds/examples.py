@@ -40,10 +40,10 @@ class CountdownWorker(BaseTaskWorker[Countdown]):
         total = self.attachments.seconds
         counted = self.context.saved_checkpoint or Counted()  # an earlier attempt's last save
         for second in range(counted.seconds, total):
-            self.context.report_progress(100 * second / total)
+            self.context.report_progress(second, total=total, unit="s")  # "37 / 120 s (31%)"
             self.context.sleep(1)  # wakes at once on cancel; waits here while paused
             self.context.save_checkpoint(Counted(seconds=second + 1))
-        self.context.report_progress(100)
+        self.context.report_progress(total, total=total, unit="s")
 
 
 class Stream(BaseModel):

@@ -319,7 +319,15 @@ class Monitor:
             memory.sequence = report.sequence
             self.counters.heartbeats += 1
             cycle.beats.rows.append(
-                (task.id, report.sequence, report.progress, verdict, task.lifecycle_status)
+                (
+                    task.id,
+                    report.sequence,
+                    report.progress,
+                    verdict,
+                    task.lifecycle_status,
+                    report.progress_total,
+                    report.progress_unit,
+                )
             )
         if report is not None and report.error and memory.error != report.error:
             memory.error = report.error
@@ -392,12 +400,13 @@ class _Observations:
     __slots__ = ("rows",)
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, int, float | None, str, TaskStatus]] = []
+        self.rows: list[tuple[str, int, float | None, str, TaskStatus, float | None, str | None]] = []
 
     def restate(self, task_id: str, status: TaskStatus) -> None:
         """The status the cycle's change gives the task whose beat was observed last."""
         if self.rows and self.rows[-1][0] == task_id:
-            self.rows[-1] = (*self.rows[-1][:4], status)
+            row = self.rows[-1]
+            self.rows[-1] = (row[0], row[1], row[2], row[3], status, row[5], row[6])
 
     def events(self, now: int, lost: Collection[str]) -> list[ev.TaskHeartbeatsObserved]:
         """The beats, but none of a task whose change lost its write: another writer changed it, so the status
@@ -406,7 +415,9 @@ class _Observations:
         rows = [row for row in self.rows if row[0] not in lost] if lost else self.rows
         batches = []
         for start in range(0, len(rows), size):
-            task_ids, sequences, progress, verdicts, statuses = zip(*rows[start : start + size], strict=True)
+            columns = zip(*rows[start : start + size], strict=True)
+            task_ids, sequences, progress, verdicts, statuses, totals, units = columns
+            scaled = any(total is not None for total in totals) or any(unit is not None for unit in units)
             batches.append(
                 ev.TaskHeartbeatsObserved(
                     at=now,
@@ -415,6 +426,8 @@ class _Observations:
                     progress=progress,
                     verdicts=verdicts,
                     statuses=statuses,
+                    progress_totals=totals if scaled else (),
+                    progress_units=units if scaled else (),
                 )
             )
         return batches

@@ -643,6 +643,9 @@ class NodeRuntime:
                     paused=state.paused,
                     applied_attachments_version=state.applied_attachments_version,
                     attempt=state.attempt,
+                    progress_total=state.progress_total,
+                    progress_unit=state.progress_unit,
+                    progress_message=state.progress_message,
                 )
                 reports.append((task_id, report))
             await self._live.record_heartbeats(reports)

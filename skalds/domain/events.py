@@ -161,6 +161,8 @@ class TaskHeartbeatObserved(DomainEvent):
     progress: float | None
     verdict: str
     status: TaskStatus
+    progress_total: float | None = None  # the worker's scale for ``progress``, when it gave one
+    progress_unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,6 +177,8 @@ class TaskHeartbeatsObserved(DomainEvent):
     progress: tuple[float | None, ...]
     verdicts: tuple[str, ...]
     statuses: tuple[TaskStatus, ...]
+    progress_totals: tuple[float | None, ...] = ()  # empty: no task of the batch gave a scale
+    progress_units: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
         expected = len(self.task_ids)
@@ -183,6 +187,8 @@ class TaskHeartbeatsObserved(DomainEvent):
             ("progress", self.progress),
             ("verdicts", self.verdicts),
             ("statuses", self.statuses),
+            ("progress_totals", self.progress_totals or (None,) * expected),
+            ("progress_units", self.progress_units or (None,) * expected),
         ):
             if len(column) != expected:
                 raise ValidationError(
@@ -191,8 +197,18 @@ class TaskHeartbeatsObserved(DomainEvent):
 
     def each(self) -> Iterator[TaskHeartbeatObserved]:
         """The per-task events, in column order, all at this batch's ``at``."""
-        columns = zip(self.task_ids, self.sequences, self.progress, self.verdicts, self.statuses, strict=True)
-        for task_id, sequence, progress, verdict, status in columns:
+        count = len(self.task_ids)
+        columns = zip(
+            self.task_ids,
+            self.sequences,
+            self.progress,
+            self.verdicts,
+            self.statuses,
+            self.progress_totals or (None,) * count,
+            self.progress_units or (None,) * count,
+            strict=True,
+        )
+        for task_id, sequence, progress, verdict, status, total, unit in columns:
             yield TaskHeartbeatObserved(
                 at=self.at,
                 task_id=task_id,
@@ -200,6 +216,8 @@ class TaskHeartbeatsObserved(DomainEvent):
                 progress=progress,
                 verdict=verdict,
                 status=status,
+                progress_total=total,
+                progress_unit=unit,
             )
 
 

@@ -43,6 +43,9 @@ class HeartbeatReport:
     paused: bool = False
     applied_attachments_version: int | None = None
     attempt: int | None = None
+    progress_total: float | None = None  # what ``progress`` counts up to, when the worker knows it
+    progress_unit: str | None = None  # what it counts: "frames", "rows", "pages"
+    progress_message: str | None = None  # a word on where it is: "decoding", "waiting for the camera"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

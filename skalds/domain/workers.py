@@ -27,5 +27,8 @@ class WorkerState:
     beats: int = 0
     pid: int | None = None  # the worker's OS process, once it has said it started (None in-process)
     started: bool = False  # the worker's runtime is up: the task runs, whether or not it has beaten yet
+    progress_total: float | None = None  # report_progress's scale: what progress counts up to,
+    progress_unit: str | None = None  # in what unit,
+    progress_message: str | None = None  # and a word on where it is
     checkpoint: str | None = None  # the latest checkpoint the worker saved (JSON text), not yet stored
     checkpoint_sequence: int = 0  # grows with every save of this run; the node stores each one once

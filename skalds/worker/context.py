@@ -27,6 +27,22 @@ class WorkerSnapshot:
     progress: float | None
     error: str | None
     paused: bool
+    total: float | None = None
+    unit: str | None = None
+    message: str | None = None
+
+
+def progress_scale(
+    total: float | None, unit: str | None, message: str | None
+) -> tuple[float | None, str | None, str | None]:
+    """``report_progress``'s scale, checked: a total above zero, short texts (they go with every beat)."""
+    if total is not None and not (float(total) > 0):
+        raise ValueError(f"a progress total must be above 0, got {total!r}")
+    return (
+        None if total is None else float(total),
+        None if unit is None else str(unit)[:40],
+        None if message is None else str(message)[:200],
+    )
 
 
 class WorkerContext:
@@ -50,15 +66,22 @@ class WorkerContext:
         self._running = threading.Event()  # cleared while a pause is requested
         self._running.set()
         self._progress: float | None = None
+        self._scale: tuple[float | None, str | None, str | None] = (None, None, None)
         self._error: str | None = None
         self._paused = False
 
     # --- for worker code ---------------------------------------------------------------------------
 
-    def report_progress(self, progress: float) -> None:
-        """Any number that moves while the work advances (percent, frames, rows); stalls are judged on it."""
+    def report_progress(
+        self, progress: float, total: float | None = None, unit: str | None = None, message: str | None = None
+    ) -> None:
+        """Any number that moves while the work advances; stalls are judged on it. With ``total`` (and a
+        ``unit``) people see "37 / 120 frames" and a percentage; without, 0-100 reads as a percentage.
+        ``message`` is a word on where the work is. Each call replaces the whole scale."""
+        scale = progress_scale(total, unit, message)
         with self._lock:
             self._progress = float(progress)
+            self._scale = scale
 
     def report_error(self, message: str) -> None:
         """A non-fatal error the operator should see; the worker goes on."""
@@ -144,4 +167,12 @@ class WorkerContext:
 
     def snapshot(self) -> WorkerSnapshot:
         with self._lock:
-            return WorkerSnapshot(progress=self._progress, error=self._error, paused=self._paused)
+            total, unit, message = self._scale
+            return WorkerSnapshot(
+                progress=self._progress,
+                error=self._error,
+                paused=self._paused,
+                total=total,
+                unit=unit,
+                message=message,
+            )

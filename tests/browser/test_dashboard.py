@@ -121,6 +121,7 @@ async def test_a_task_created_on_the_page_runs_progresses_and_is_cancelled_live(
     progress = page.locator("#task-progress")
     await expect(progress).not_to_have_attribute("data-progress", "")
     first = float(await progress.get_attribute("data-progress") or 0)
+    await expect(progress).to_contain_text("/ 600 s")  # the countdown's own scale: seconds of 600
     await page.wait_for_function(
         "first => Number(document.querySelector('#task-progress').dataset.progress) > first", arg=first
     )

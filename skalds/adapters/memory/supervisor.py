@@ -21,6 +21,7 @@ from skalds.domain.heartbeat import Outcome
 from skalds.domain.ports import WorkerSupervisor
 from skalds.domain.task import Task
 from skalds.domain.workers import WorkerState
+from skalds.worker.context import progress_scale
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,13 @@ class InProcessWorkerContext:
     def pause_requested(self) -> bool:
         return not self._resume.is_set()
 
-    def report_progress(self, progress: float) -> None:
-        self._state = replace(self._state, progress=progress)
+    def report_progress(
+        self, progress: float, total: float | None = None, unit: str | None = None, message: str | None = None
+    ) -> None:
+        total, unit, message = progress_scale(total, unit, message)
+        self._state = replace(
+            self._state, progress=progress, progress_total=total, progress_unit=unit, progress_message=message
+        )
 
     def report_error(self, message: str) -> None:
         """A non-fatal error: the worker goes on, the operator sees it."""

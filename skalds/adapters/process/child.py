@@ -223,7 +223,8 @@ class _Heartbeat:
             reported_paused = snap.paused
             next_beat = time.monotonic() + self._period
             self.send_checkpoint()
-            self._link.send(("beat", beats, snap.progress, snap.error, snap.paused))
+            scale = (snap.total, snap.unit, snap.message)
+            self._link.send(("beat", beats, snap.progress, snap.error, snap.paused, scale))
             if self._link.broken.is_set():  # the node is gone: stop, do not run unsupervised
                 self._watch.node_gone()
                 return

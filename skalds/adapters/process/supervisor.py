@@ -294,8 +294,17 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         match message:
             case ("started", pid):
                 child.state = replace(state, pid=pid, started=True)
-            case ("beat", beats, progress, error, paused):
-                child.state = replace(state, beats=beats, progress=progress, error=error, paused=paused)
+            case ("beat", beats, progress, error, paused, (total, unit, text)):
+                child.state = replace(
+                    state,
+                    beats=beats,
+                    progress=progress,
+                    error=error,
+                    paused=paused,
+                    progress_total=total,
+                    progress_unit=unit,
+                    progress_message=text,
+                )
                 changed = paused != state.paused  # a pause or resume took effect; else a plain beat
             case ("applied", version):
                 child.state = replace(state, applied_attachments_version=version)

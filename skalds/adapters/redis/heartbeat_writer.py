@@ -217,6 +217,9 @@ def _stamped(report: HeartbeatReport, progress_changed_at: int | None) -> Heartb
         paused=report.paused,
         applied_attachments_version=report.applied_attachments_version,
         attempt=report.attempt,
+        progress_total=report.progress_total,
+        progress_unit=report.progress_unit,
+        progress_message=report.progress_message,
     )
 
 

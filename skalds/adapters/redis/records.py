@@ -41,6 +41,12 @@ def report_fields(report: HeartbeatReport) -> dict[str, Any]:
         fields["v"] = report.applied_attachments_version
     if report.attempt is not None:
         fields["a"] = report.attempt
+    if report.progress_total is not None:
+        fields["t"] = report.progress_total
+    if report.progress_unit is not None:
+        fields["u"] = report.progress_unit
+    if report.progress_message is not None:
+        fields["m"] = report.progress_message
     if report.progress is not None:
         fields["p"] = report.progress
     return fields
@@ -70,6 +76,9 @@ _SHORT_KEYS = {
     "paused": "z",
     "applied_attachments_version": "v",
     "attempt": "a",
+    "progress_total": "t",
+    "progress_unit": "u",
+    "progress_message": "m",
 }
 
 
@@ -87,6 +96,9 @@ class StoredFields(msgspec.Struct, rename=_SHORT_KEYS, gc=False):
     paused: bool | None = None
     applied_attachments_version: int | None = None
     attempt: int | None = None
+    progress_total: int | float | None = None
+    progress_unit: str | None = None
+    progress_message: str | None = None
 
 
 _REPORT_FIELDS = (
@@ -99,6 +111,9 @@ _REPORT_FIELDS = (
     "paused",
     "applied_attachments_version",
     "attempt",
+    "progress_total",
+    "progress_unit",
+    "progress_message",
 )
 
 
@@ -131,7 +146,8 @@ class ReportDecoder:
 
     def report(self, stored: StoredFields) -> HeartbeatReport:
         report = object.__new__(HeartbeatReport)
-        received, sequence, progress, changed, outcome, error, paused, version, attempt = self._slots
+        received, sequence, progress, changed, outcome, error, paused, version, attempt, *scale = self._slots
+        total, unit, message = scale
         received(report, stored.received_at)
         sequence(report, stored.sequence)
         progress(report, stored.progress)
@@ -141,6 +157,9 @@ class ReportDecoder:
         paused(report, stored.paused is True)
         version(report, stored.applied_attachments_version)
         attempt(report, stored.attempt)
+        total(report, stored.progress_total)
+        unit(report, stored.progress_unit)
+        message(report, stored.progress_message)
         return report
 
     def decode(self, raw: bytes | str) -> StoredReport:

@@ -95,6 +95,8 @@ def _frame(event: ev.DomainEvent) -> Framed | None:
                 "progress": event.progress,
                 "verdict": event.verdict,
             }
+            if event.progress_total is not None or event.progress_unit is not None:
+                data |= {"progressTotal": event.progress_total, "progressUnit": event.progress_unit}
             return Framed(Stream.TASKS, _task("task_heartbeat", event.task_id, data, event.at))
         case ev.TaskErrorReported():
             data = {"error": event.error, "lifecycleStatus": event.status.value}

@@ -23,6 +23,9 @@ class HeartbeatJson(TypedDict):
     paused: bool
     appliedAttachmentsVersion: int | None
     attempt: int | None
+    progressTotal: float | None
+    progressUnit: str | None
+    progressMessage: str | None
 
 
 class TaskHeartbeatReply(TypedDict):

@@ -103,6 +103,9 @@ def heartbeat_json(report: HeartbeatReport) -> HeartbeatJson:
         "paused": report.paused,
         "appliedAttachmentsVersion": report.applied_attachments_version,
         "attempt": report.attempt,
+        "progressTotal": report.progress_total,
+        "progressUnit": report.progress_unit,
+        "progressMessage": report.progress_message,
     }
 
 

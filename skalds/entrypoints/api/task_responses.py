@@ -58,6 +58,9 @@ class TaskResponse(msgspec.Struct, rename="camel"):
     applied_attachments_version: int | None
     progress: float | None
     pending_reason: str | None
+    progress_total: float | None
+    progress_unit: str | None
+    progress_message: str | None
 
 
 class TaskPageResponse(msgspec.Struct, rename="camel", kw_only=True):
@@ -114,4 +117,7 @@ def task_response(
         task.applied_attachments_version,
         report.progress if report is not None else None,  # progress
         pending_reason,  # pending_reason
+        report.progress_total if report is not None else None,  # progress_total
+        report.progress_unit if report is not None else None,  # progress_unit
+        report.progress_message if report is not None else None,  # progress_message
     )

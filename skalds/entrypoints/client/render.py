@@ -58,8 +58,24 @@ def is_percent(progress: Any) -> bool:
     return isinstance(progress, int | float) and not isinstance(progress, bool) and 0 <= progress <= 100
 
 
-def progress_text(progress: Any) -> str:
-    """A percentage for 0-100; workers may report any number that moves (frames, bytes), shown as is."""
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _share(progress: Any, total: Any) -> float | None:
+    """Progress as a percentage of its total, when the worker said what it counts up to."""
+    if _number(progress) and _number(total) and total > 0:
+        return max(0.0, min(100.0, 100 * float(progress) / float(total)))
+    return None
+
+
+def progress_text(progress: Any, total: Any = None, unit: Any = None) -> str:
+    """``37 / 120 frames (31%)`` with a total; else a percentage for 0-100, and any other number that
+    moves (frames, bytes) as is."""
+    share = _share(progress, total)
+    if share is not None:
+        counted = f"{progress:.6g} / {total:.6g}" + (f" {unit}" if unit else "")
+        return f"{counted} ({share:.0f}%)"
     if is_percent(progress):
         return f"{progress:.0f}%"
     if isinstance(progress, int | float) and not isinstance(progress, bool):
@@ -67,12 +83,13 @@ def progress_text(progress: Any) -> str:
     return "-"
 
 
-def bar(progress: Any, cells: int = BAR_CELLS) -> str:
-    """``[#########.....]  45%`` for a percentage, the plain number otherwise."""
-    if not is_percent(progress):
+def bar(progress: Any, total: Any = None, unit: Any = None, cells: int = BAR_CELLS) -> str:
+    """``[#########.....]  45%`` for a percentage (of ``total`` when given), the plain number otherwise."""
+    share = _share(progress, total)
+    if share is None and not is_percent(progress):
         return progress_text(progress)
-    done = round(cells * float(progress) / 100)
-    return f"[{'#' * done}{'.' * (cells - done)}] {progress_text(progress):>4}"
+    done = round(cells * (share if share is not None else float(progress)) / 100)
+    return f"[{'#' * done}{'.' * (cells - done)}] {progress_text(progress, total, unit):>4}"
 
 
 def first_line(text: Any) -> str:
@@ -91,12 +108,17 @@ def tasks_table(items: Sequence[dict[str, Any]]) -> str:
             _cell(t.get("className")),
             _cell(t.get("lifecycleStatus")),
             _cell(t.get("executor")),
-            progress_text(t.get("progress")),
+            progress_text(t.get("progress"), t.get("progressTotal"), t.get("progressUnit")),
             when(t.get("updateDateTime"), short=True),
         )
         for t in items
     ]
     return table(headers, rows, shrinkable=(1, 3))
+
+
+def _with_message(task: dict[str, Any]) -> str:
+    shown = bar(task.get("progress"), task.get("progressTotal"), task.get("progressUnit"))
+    return f"{shown}  {task['progressMessage']}" if task.get("progressMessage") else shown
 
 
 def task_details(task: dict[str, Any]) -> str:
@@ -113,7 +135,7 @@ def task_details(task: dict[str, Any]) -> str:
         ("class", _cell(task.get("className"))),
         ("status", status),
         ("executor", _cell(task.get("executor"))),
-        ("progress", bar(task.get("progress"))),
+        ("progress", _with_message(task)),
         ("attempt", attempts),
         ("priority", _cell(task.get("priority"))),
         ("pending", _cell(task.get("pendingReason"))),

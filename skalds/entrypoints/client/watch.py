@@ -58,6 +58,7 @@ class PeopleView(View):
         self.executor: str | None = None
         self.progress: Any = None
         self.error = ""
+        self.scale: tuple[Any, Any] = (None, None)  # the task's progress total and unit, as the API said
         self._drawn = False
 
     def task(self, task: dict[str, Any]) -> None:
@@ -66,6 +67,7 @@ class PeopleView(View):
         error = first_line(task.get("lastError")) if status == "Failed" else ""
         note = f": {error}" if error else ""
         self._state(status, task.get("desiredState"), task.get("updateDateTime"), note)
+        self.scale = (task.get("progressTotal"), task.get("progressUnit"))  # live frames move only the count
         self._progress(task.get("progress"))
 
     def frame(self, frame: Frame) -> None:
@@ -97,13 +99,15 @@ class PeopleView(View):
         self._say(at, text + note)
 
     def _progress(self, progress: Any) -> None:
-        if progress is None or progress_text(progress) == progress_text(self.progress):
+        if progress is None or progress_text(progress, *self.scale) == progress_text(
+            self.progress, *self.scale
+        ):
             return
         if self.status in EXIT_BY_FINAL_STATUS:  # the last heartbeat of a finished task says nothing new
             return
         self.progress = progress
         if not self.live:
-            self._say(None, f"progress {progress_text(progress)}")
+            self._say(None, f"progress {progress_text(progress, *self.scale)}")
         self._draw()
 
     def _say(self, at: Any, text: str) -> None:
@@ -117,7 +121,7 @@ class PeopleView(View):
             self.out.flush()
             return
         columns = shutil.get_terminal_size((100, 24)).columns - 1
-        shown = f"  {bar(self.progress)}" if self.progress is not None else ""
+        shown = f"  {bar(self.progress, *self.scale)}" if self.progress is not None else ""
         self.out.write("\r\x1b[K" + clip(f"{self.task_id}  {self.status}{shown}", columns))
         self.out.flush()
         self._drawn = True

@@ -109,10 +109,22 @@ def test_a_heartbeat_batch_is_columns_of_camel_case_json_and_comes_back_equal(co
     assert wire == {
         "type": "TaskHeartbeatsObserved", "at": 9, "taskIds": ["t1", "t2", "t3"], "sequences": [1, 2, 3],
         "progress": [None, 10.0, 20.0], "verdicts": ["progressing"] * 3, "statuses": ["Running"] * 3,
+        "progressTotals": [], "progressUnits": [],  # no task of this batch gave its progress a scale
     }  # fmt: skip
     decoded = codec.decode_event(json.dumps(wire).encode())
     assert decoded == batch and isinstance(decoded, ev.TaskHeartbeatsObserved)
     assert decoded.statuses[0] is TaskStatus.RUNNING
+    del wire["progressTotals"], wire["progressUnits"]  # as an earlier Skalds sent it
+    assert codec.decode_event(json.dumps(wire).encode()) == batch
+
+
+def test_a_heartbeat_batch_carries_the_scales_its_workers_gave(codec: WireCodec) -> None:
+    batch = dataclasses.replace(
+        heartbeats("t1", "t2", at=9), progress_totals=(None, 120.0), progress_units=(None, "frames")
+    )
+    decoded = codec.decode_event(codec.encode_event(batch))
+    assert isinstance(decoded, ev.TaskHeartbeatsObserved)
+    assert [(b.progress_total, b.progress_unit) for b in decoded.each()] == [(None, None), (120.0, "frames")]
 
 
 def test_tuples_come_back_as_tuples(codec: WireCodec) -> None:

@@ -32,6 +32,9 @@ reports = st.builds(
     paused=st.booleans(),
     applied_attachments_version=st.none() | st.integers(min_value=0, max_value=2**31),
     attempt=st.none() | st.integers(min_value=0, max_value=1_000),
+    progress_total=st.none() | st.floats(min_value=1e-3, max_value=1e12),
+    progress_unit=st.none() | st.text(max_size=40),
+    progress_message=st.none() | st.text(max_size=200),
 )
 
 nodes = st.builds(

@@ -68,3 +68,25 @@ def test_our_own_kinds_are_named_so_upstreams_page_never_reads_them() -> None:
         assert framed.own and framed.stream is Stream.TASKS
     node = frames_for(ev.NodeWentOffline(at=1, node_id="n1", silent_for_ms=9))
     assert [(f.frame["type"], f.own, f.stream) for f in node] == [("skald_status", False, Stream.SKALDS)]
+
+
+def beat_data(total: float | None = None, unit: str | None = None) -> dict[str, object]:
+    event = ev.TaskHeartbeatObserved(
+        at=1,
+        task_id="t1",
+        sequence=3,
+        progress=37.0,
+        verdict="progressing",
+        status=TaskStatus.RUNNING,
+        progress_total=total,
+        progress_unit=unit,
+    )
+    [framed] = frames_for(event)
+    data: dict[str, object] = framed.frame["data"]
+    return data
+
+
+def test_a_beat_with_a_scale_carries_it_and_one_without_does_not() -> None:
+    scaled = beat_data(120.0, "frames")
+    assert (scaled["progressTotal"], scaled["progressUnit"]) == (120.0, "frames")
+    assert "progressTotal" not in beat_data()

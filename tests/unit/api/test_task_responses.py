@@ -48,7 +48,15 @@ def wire(response: TaskResponse) -> dict[str, object]:
     return decoded
 
 
-REPORT = HeartbeatReport(received_at=7_000, sequence=203, progress=42.5, error="slow upstream")
+REPORT = HeartbeatReport(
+    received_at=7_000,
+    sequence=203,
+    progress=42.5,
+    error="slow upstream",
+    progress_total=120.0,
+    progress_unit="frames",
+    progress_message="decoding",
+)
 
 
 def test_a_running_task_with_a_heartbeat_reads_every_field_from_its_source() -> None:
@@ -86,6 +94,9 @@ def test_a_running_task_with_a_heartbeat_reads_every_field_from_its_source() -> 
         "appliedAttachmentsVersion": 4,
         "progress": 42.5,
         "pendingReason": "no node fits",
+        "progressTotal": 120.0,
+        "progressUnit": "frames",
+        "progressMessage": "decoding",
     }
     assert list(encoded) == [TaskResponse.__struct_encode_fields__[i] for i in range(len(encoded))]
 

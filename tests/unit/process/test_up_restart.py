@@ -52,6 +52,8 @@ def test_a_killed_up_comes_back_with_every_task_and_runs_the_interrupted_one_aga
             assert httpx.post(f"{base}/api/tasks", json=body).status_code == 201
         wait_for(lambda: tasks(base)["short"]["lifecycleStatus"] == "Finished", first)
         wait_for(lambda: tasks(base)["long"]["progress"] is not None, first)
+        scale = tasks(base)["long"]
+        assert (scale["progressTotal"], scale["progressUnit"]) == (600, "s")  # the worker's own scale
         patched = httpx.patch(f"{base}/api/tasks/long/attachments", json={"attachments": {"seconds": 900}})
         assert patched.status_code == 200
         before = tasks(base)

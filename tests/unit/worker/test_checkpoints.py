@@ -64,3 +64,14 @@ def test_the_model_refuses_a_checkpoint_it_does_not_describe() -> None:
     worker = Typed("t1")
     with pytest.raises(ValueError):
         worker.context.save_checkpoint({"row": "not a number"})
+
+
+def test_progress_carries_its_scale_and_a_total_must_be_one() -> None:
+    context = WorkerContext("t1")
+    context.report_progress(37, total=120, unit="frames", message="decoding")
+    snap = context.snapshot()
+    assert (snap.progress, snap.total, snap.unit, snap.message) == (37.0, 120.0, "frames", "decoding")
+    context.report_progress(38)  # each call replaces the whole scale
+    assert context.snapshot().total is None
+    with pytest.raises(ValueError, match="above 0"):
+        context.report_progress(1, total=0)

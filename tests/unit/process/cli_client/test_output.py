@@ -76,3 +76,10 @@ def test_on_a_terminal_progress_is_one_redrawn_line_and_status_changes_stay() ->
     kept = [line.rsplit("\r\x1b[K", 1)[-1] for line in text.split("\n") if line]
     assert [line.split("  ", 1)[1] for line in kept] == ["t1  Running on n1", "t1  Finished"]
     assert text.endswith("Finished\n")
+
+
+def test_progress_with_a_total_reads_as_a_count_of_it_and_its_share() -> None:
+    assert progress_text(37, 120, "frames") == "37 / 120 frames (31%)"
+    assert progress_text(5, 8) == "5 / 8 (62%)"
+    assert bar(30, 120, "s", cells=4) == "[#...] 30 / 120 s (25%)"
+    assert progress_text(37, 0, "frames") == "37%"  # a total that is not one is ignored: as without

@@ -47,17 +47,32 @@ export function healthBadge(health) {
   return h("span", { class: `badge health-${health}`, "data-health": health }, health);
 }
 
-/** Progress is any number the worker chooses: 0-100 is drawn as a percentage, more as a plain count. */
-export function progressBar(progress) {
+/** Progress is any number the worker chooses: with the total it reported (``task.progressTotal``) it is
+ * drawn as "37 / 120 frames" and its share; without, 0-100 is a percentage and more a plain count. */
+export function progressBar(progress, scale) {
   const wrap = h("div", { class: "progress" });
-  setProgress(wrap, progress);
+  setProgress(wrap, progress, scale);
   return wrap;
 }
 
-export function setProgress(wrap, progress) {
+/** The scale a task's API answer carries (live frames move only the count). */
+export function scaleOf(task) {
+  return { total: task.progressTotal, unit: task.progressUnit, message: task.progressMessage };
+}
+
+export function setProgress(wrap, progress, scale) {
   const known = typeof progress === "number" && Number.isFinite(progress);
   wrap.dataset.progress = known ? String(progress) : "";
   if (!known) return replace(wrap, h("span", { class: "muted" }, "–"));
+  const total = scale && typeof scale.total === "number" && scale.total > 0 ? scale.total : null;
+  if (total !== null) {
+    const share = Math.max(0, Math.min(100, (100 * progress) / total));
+    const counted = `${format(progress)} / ${format(total)}${scale.unit ? ` ${scale.unit}` : ""}`;
+    const bar = h("div", { class: "bar" }, h("div", { class: "fill", style: `width:${share}%` }));
+    const label = h("span", { class: "pct" }, `${counted} (${Math.round(share)}%)`);
+    const note = scale.message ? h("span", { class: "muted small" }, ` ${scale.message}`) : null;
+    return replace(wrap, bar, label, note);
+  }
   if (progress > 100 || progress < 0) {
     return replace(
       wrap,

@@ -6,7 +6,7 @@ import { ACTIONS, PAST, act } from "../actions.js";
 import { prependCapped } from "../activity.js";
 import { api } from "../api.js";
 import { attachmentsEditor } from "../attachments.js";
-import { h, replace, setAgo, setProgress, throttle } from "../dom.js";
+import { h, replace, scaleOf, setAgo, setProgress, throttle } from "../dom.js";
 import { notify, refused } from "../notice.js";
 import {
   beatRow,
@@ -59,7 +59,7 @@ export function mount(root, { params }) {
       task = await api(path);
       paint();
       editor.show(task);
-      setProgress(el.progress, task.progress);
+      setProgress(el.progress, task.progress, scaleOf(task));
       el.code.textContent = String(task.heartbeat);
     } catch (error) {
       refused(`Loading task ${taskId}`, error);
@@ -103,7 +103,10 @@ export function mount(root, { params }) {
         paint();
         return refetch();
       case "task_heartbeat": {
-        setProgress(el.progress, d.progress);
+        if (task && d.progressTotal !== undefined) {
+          Object.assign(task, { progressTotal: d.progressTotal, progressUnit: d.progressUnit });
+        }
+        setProgress(el.progress, d.progress, task ? scaleOf(task) : null);
         el.code.textContent = String(d.heartbeat);
         el.verdict.textContent = d.verdict || "–";
         setAgo(el.lastBeat, frame.timestamp);

@@ -7,6 +7,7 @@ import {
   h,
   link,
   progressBar,
+  scaleOf,
   replace,
   setAgo,
   setProgress,
@@ -20,7 +21,7 @@ export const COLUMNS = ["Task", "Class", "Status", "Progress", "Executor", "Atte
 export function taskRow(task) {
   const cells = {
     status: h("td"),
-    progress: progressBar(task.progress),
+    progress: progressBar(task.progress, scaleOf(task)),
     executor: h("td", { class: "mono" }),
     attempt: h("td", { class: "num" }),
     updated: ago(task.updateDateTime),
@@ -45,7 +46,7 @@ export function paintRow({ tr, cells, task }, statusFilter) {
   const note = asked ? h("span", { class: "muted small" }, ` → ${task.desiredState}`) : null;
   replace(cells.status, statusBadge(task.lifecycleStatus), note);
   tr.classList.toggle("filtered-out", Boolean(statusFilter) && task.lifecycleStatus !== statusFilter);
-  setProgress(cells.progress, task.progress);
+  setProgress(cells.progress, task.progress, scaleOf(task));
   const executor = task.executor ? link("/dashboard/skalds", task.executor) : null;
   replace(cells.executor, executor || h("span", { class: "muted" }, "unassigned"));
   cells.attempt.textContent = `${task.attempt}/${task.maxAttempts}`;
@@ -63,6 +64,9 @@ export function mergeFrame(task, frame) {
   }
   if (d.lifecycleStatus) task.lifecycleStatus = d.lifecycleStatus;
   if (frame.type === "task_heartbeat" && d.progress !== undefined) task.progress = d.progress;
+  if (frame.type === "task_heartbeat" && d.progressTotal !== undefined) {
+    Object.assign(task, { progressTotal: d.progressTotal, progressUnit: d.progressUnit });
+  }
   task.updateDateTime = frame.timestamp;
   return true;
 }
