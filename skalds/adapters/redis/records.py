@@ -146,8 +146,20 @@ class ReportDecoder:
 
     def report(self, stored: StoredFields) -> HeartbeatReport:
         report = object.__new__(HeartbeatReport)
-        received, sequence, progress, changed, outcome, error, paused, version, attempt, *scale = self._slots
-        total, unit, message = scale
+        (
+            received,
+            sequence,
+            progress,
+            changed,
+            outcome,
+            error,
+            paused,
+            version,
+            attempt,
+            total,
+            unit,
+            message,
+        ) = self._slots
         received(report, stored.received_at)
         sequence(report, stored.sequence)
         progress(report, stored.progress)

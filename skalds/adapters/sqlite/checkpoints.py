@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from skalds.adapters.sqlite.transactions import transaction
 from skalds.domain.checkpoints import Checkpoint
 from skalds.domain.ports import CheckpointStore
 
@@ -47,14 +48,8 @@ class SqliteCheckpointStore(CheckpointStore):
         await self._run(self._save, rows)
 
     def _save(self, rows: list[tuple[Any, ...]]) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             self._db.executemany(UPSERT, rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
 
     async def get(self, task_id: str) -> Checkpoint | None:
         found: Mapping[str, Checkpoint] = await self.get_many([task_id])

@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from skalds.adapters.sqlite.checkpoints import SCHEMA as CHECKPOINTS_SCHEMA
 from skalds.adapters.sqlite.checkpoints import SqliteCheckpointStore
+from skalds.adapters.sqlite.transactions import transaction
 from skalds.adapters.task_documents import task_from_document, task_to_document
 from skalds.domain.errors import (
     BackendUnavailableError,
@@ -162,7 +162,7 @@ class SqliteTaskRepository(TaskRepository):
             if row[0] in seen:
                 raise TaskAlreadyExistsError(row[0])
             seen.add(row[0])
-        with self._transaction():
+        with transaction(self._db):
             for row in rows:
                 try:
                     self._db.execute(f"INSERT INTO tasks ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", row)
@@ -182,7 +182,7 @@ class SqliteTaskRepository(TaskRepository):
         return await self._run(self._update_all, rows)
 
     def _update_all(self, rows: Sequence[tuple[Row, int]]) -> Sequence[str]:
-        with self._transaction():
+        with transaction(self._db):
             return [row[0] for row, expected in rows if not self._write(row, expected)]
 
     def _write(self, row: Row, expected_version: int) -> bool:
@@ -236,18 +236,6 @@ class SqliteTaskRepository(TaskRepository):
 
     def _all(self, sql: str, parameters: Iterable[Any]) -> Sequence[Any]:
         return self._db.execute(sql, tuple(parameters)).fetchall()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: a batch is stored whole or not at all."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:  # SQLite may have rolled back by itself (a full disk)
-                self._db.execute("ROLLBACK")
-            raise
 
 
 def _where(query: TaskQuery) -> tuple[str, list[Any]]:

@@ -3,27 +3,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.unit.process.test_controller_process import ROOT, free_port, get
+from tests.unit.process.test_controller_process import free_port, get
 from tests.unit.process.test_embedded_up import wait_for
+from tests.unit.process.test_up_restart import start as start_up
 
 
 def start(port: int, data: Path, log: Path) -> subprocess.Popen[str]:
-    command = [
-        *(sys.executable, "-m", "skalds", "up", "--port", str(port), "--no-examples"),
-        *("--worker", "tests.workers:Resumable", "--data-dir", str(data)),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SKALDS_RETRY__BASE_DELAY_MS": "200"}
-    out = log.open("a")
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out, text=True)
+    retry_soon = {"SKALDS_RETRY__BASE_DELAY_MS": "200"}
+    return start_up(port, data, log, "--worker", "tests.workers:Resumable", env=retry_soon)
 
 
 def checkpoint(base: str, task_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,19 @@ from tests.unit.process.test_controller_process import ROOT, free_port, get
 from tests.unit.process.test_embedded_up import wait_for
 
 
-def start(port: int, data: Path, log: Path) -> subprocess.Popen[str]:
+def start(
+    port: int, data: Path, log: Path, *options: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``skalds up`` without the examples on ``data``, logging to ``log`` (a pipe nobody reads would fill)."""
     command = [
-        sys.executable,
-        "-m",
-        "skalds",
-        "up",
-        "--port",
-        str(port),
-        "--no-examples",
-        "--data-dir",
-        str(data),
+        *(sys.executable, "-m", "skalds", "up", "--port", str(port), "--no-examples"),
+        *("--data-dir", str(data), *options),
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SKALDS_MONITOR__INTERVAL_MS": "500"}
-    out = log.open("a")  # a pipe nobody reads would fill up
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out, text=True)
+    settings = {"PYTHONPATH": str(ROOT), "SKALDS_MONITOR__INTERVAL_MS": "500", **(env or {})}
+    out = log.open("a")
+    return subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **settings}, stdout=out, stderr=out, text=True
+    )
 
 
 def tasks(base: str) -> dict[str, dict[str, Any]]:
