@@ -27,10 +27,12 @@ from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
 from skalds.adapters.memory.repository import InMemoryTaskRepository
 from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerFunction
+from skalds.adapters.memory.task_logs import InMemoryTaskLogStore
 from skalds.adapters.mongo.repository import mongo_task_repository
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.adapters.redis.live_state import RedisLiveStateStore, redis_live_state_store
+from skalds.adapters.redis.task_logs import RedisTaskLogStore, redis_task_log_store
 from skalds.adapters.sqlite.repository import sqlite_task_repository
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
 from skalds.adapters.webhook import WebhookNotificationChannel
@@ -40,8 +42,10 @@ from skalds.application.dispatching import Dispatcher
 from skalds.application.edge_adoption import EdgeTask
 from skalds.application.monitoring import Monitor
 from skalds.application.node_runtime import NodeIdentity, NodeRuntime
+from skalds.application.output_shipping import OutputShipper
 from skalds.application.queries import ActivityLog, Queries
 from skalds.application.reconciling import ReconcileRules
+from skalds.application.task_logs import LogKeeper, TaskLogService
 from skalds.application.tasks import TaskService
 from skalds.application.upstream_intake import UpstreamIntake
 from skalds.config import Settings, SettingsError, ignored_upstream_names
@@ -53,7 +57,9 @@ from skalds.domain.ports import (
     EventSubscriber,
     IdGenerator,
     LiveStateStore,
+    LogShipper,
     NotificationChannel,
+    TaskLogStore,
     TaskRepository,
     UpstreamRequestSource,
     WorkerSupervisor,
@@ -154,6 +160,27 @@ class Container(containers.DeclarativeContainer):
             ),
         ),
     )
+    # live state, like the heartbeats: Redis streams, or a bounded buffer in this process
+    task_log_store: providers.Provider[TaskLogStore] = providers.Selector(
+        providers.Callable(lambda b: str(b.live_state), backends),
+        memory=providers.Singleton(
+            InMemoryTaskLogStore,
+            lines_per_attempt=providers.Callable(lambda s: s.task_logs.lines_per_attempt, settings),
+        ),
+        redis=providers.Resource(
+            redis_task_log_store,
+            providers.Factory(
+                RedisTaskLogStore,
+                providers.Callable(lambda s: s.redis.url, settings),
+                password=providers.Callable(
+                    lambda s: s.redis.password.get_secret_value() if s.redis.password else None, settings
+                ),
+                key_prefix=providers.Callable(lambda s: s.redis.key_prefix, settings),
+                lines_per_attempt=providers.Callable(lambda s: s.task_logs.lines_per_attempt, settings),
+                retention_ms=providers.Callable(lambda s: s.task_logs.retention_ms, settings),
+            ),
+        ),
+    )
     event_bus = providers.Selector(
         providers.Callable(lambda b: str(b.event_bus), backends),
         memory=providers.Singleton(InMemoryEventBus),
@@ -186,7 +213,10 @@ class Container(containers.DeclarativeContainer):
         default_max_attempts=providers.Callable(lambda s: s.dispatch.default_max_attempts, settings),
         limits=providers.Callable(lambda s: s.limits.drafts(), settings),
         checkpoints=checkpoints,
+        logs=task_log_store,
     )
+    log_keeper = providers.Singleton(LogKeeper, task_log_store)
+    task_logs = providers.Singleton(TaskLogService, repository, task_log_store)
     dispatcher = providers.Singleton(
         Dispatcher,
         repository,
@@ -238,6 +268,10 @@ class Services:
     checkpoints: CheckpointStore
     task_checkpoints: CheckpointService
     live_state: LiveStateStore
+    task_log_store: TaskLogStore
+    task_logs: TaskLogService
+    log_keeper: LogKeeper
+    log_shipper: LogShipper
     publisher: EventPublisher
     subscriber: EventSubscriber
     upstream_requests: UpstreamRequestSource
@@ -279,6 +313,10 @@ async def start(container: Container) -> Services:
         checkpoints=await _resolved(container.checkpoints()),
         task_checkpoints=await _resolved(container.task_checkpoints()),
         live_state=await _resolved(container.live_state()),
+        task_log_store=await _resolved(container.task_log_store()),
+        task_logs=await _resolved(container.task_logs()),
+        log_keeper=await _resolved(container.log_keeper()),
+        log_shipper=bus,
         publisher=bus,
         subscriber=bus,
         upstream_requests=bus,
@@ -340,8 +378,10 @@ def build_process_node(
         worker_logs=services.settings.logging.worker_setup(),
         node_id=identity.id,
         checkpoint_limit_bytes=services.settings.limits.checkpoint_bytes,
+        capture=services.settings.task_logs.capture_setup(),
     )
-    return _node(services, identity, supervisor), supervisor
+    output = OutputShipper(identity.id, supervisor, services.log_shipper)
+    return _node(services, identity, supervisor, output), supervisor
 
 
 def build_node(
@@ -355,7 +395,12 @@ def build_node(
     return _node(services, identity, InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s))
 
 
-def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervisor) -> NodeRuntime:
+def _node(
+    services: Services,
+    identity: NodeIdentity,
+    supervisor: WorkerSupervisor,
+    output: OutputShipper | None = None,
+) -> NodeRuntime:
     """A node that fences itself once out of touch for the heartbeat suspect time, its workers gone before
     the dead time (when the monitor re-queues their tasks)."""
     return NodeRuntime(
@@ -368,6 +413,7 @@ def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervis
         checkpoints=services.checkpoints,
         lease_ms=services.settings.heartbeat.suspect_after_ms,
         stop_within_ms=lease_stop_within_ms(services.settings),
+        output=output,
     )
 
 

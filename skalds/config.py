@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from skalds.adapters.logs import LogSetup, level_number, retention_seconds
+from skalds.adapters.process.output_capture import CaptureSetup
 from skalds.application.drafts import DraftLimits
 from skalds.application.reconciling import OfflineNodePolicy
 from skalds.domain.dispatch import DispatchStrategy, ResourceThresholds
@@ -419,6 +420,34 @@ class LoggingSettings(_Section):
         return self.setup() if self.split_with_worker_id and self.path else None
 
 
+class TaskLogSettings(_Section):
+    """Each task's output (docs/logs.md): what a worker's ``logging`` records (from ``level`` up) and prints
+    its node captures and ships, and how much of it the control plane keeps: the last ``lines_per_attempt``
+    lines of each attempt, for ``retention`` (Redis; memory keeps at most a million lines in all)."""
+
+    capture: bool = True
+    level: Annotated[LogLevel, _any_case(LogLevel)] = LogLevel.INFO
+    lines_per_attempt: Positive = 10_000
+    retention: str = "7 days"
+    max_line_chars: Positive = 8_000  # a longer line is cut, and says so
+
+    @field_validator("retention")
+    @classmethod
+    def _a_retention(cls, value: str) -> str:
+        if retention_seconds(value) is None:
+            raise ValueError("expected a duration like '7 days' (task output is never kept forever)")
+        return value
+
+    @property
+    def retention_ms(self) -> int:
+        return round((retention_seconds(self.retention) or 0) * 1000)
+
+    def capture_setup(self) -> CaptureSetup | None:
+        if not self.capture:
+            return None
+        return CaptureSetup(level=level_number(self.level.value), max_line_chars=self.max_line_chars)
+
+
 class Settings(_Section):
     backends: BackendSettings = BackendSettings()
     kafka: KafkaSettings = KafkaSettings()
@@ -434,6 +463,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     node: NodeSettings = NodeSettings()
     logging: LoggingSettings = LoggingSettings()
+    task_logs: TaskLogSettings = TaskLogSettings()
 
 
 # ---- loading -------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -187,3 +188,26 @@ class Resumable(BaseTaskWorker[Rows]):
             self.context.save_checkpoint(RowsDone(row=row + 1, starts=starts))
             self.context.report_progress(row + 1)
             self.context.sleep(self.attachments.row_s)
+
+
+class Talker(BaseTaskWorker[Settings]):
+    """Writes every kind of output a task writes, then fails (or finishes with ``fps`` 0): log records of
+    each level, prints to stdout and stderr, a line printed in pieces, and a traceback."""
+
+    @run_main_handler
+    def main(self) -> None:
+        logger = logging.getLogger("tests.talker")
+        logger.debug("not captured at the default level")
+        logger.info("starting %s", self.task_id)
+        print("to stdout")
+        print("to stderr", file=sys.stderr)
+        print("in ", end="")
+        print("pieces")
+        logger.warning("careful: %d", 3)
+        try:
+            raise KeyError("inner")
+        except KeyError:
+            logger.exception("handled")
+        assert self.attachments is not None
+        if self.attachments.fps:
+            raise RuntimeError("the camera went away")

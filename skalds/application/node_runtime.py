@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from skalds.application.edge_adoption import EdgeAdoption, EdgeTask
+from skalds.application.output_shipping import OutputShipper
 from skalds.domain.checkpoints import Checkpoint
 from skalds.domain.commands import (
     AssignTask,
@@ -84,17 +85,20 @@ class NodeRuntime:
         checkpoints: CheckpointStore | None = None,
         lease_ms: int | None = None,
         stop_within_ms: int | None = None,
+        output: OutputShipper | None = None,
     ) -> None:
         """``lease_ms``: after this long without a heartbeat reaching the live-state store, the node stops
         its own workers, because the monitor will soon give their tasks to other nodes; they are stopped
         within ``stop_within_ms`` (escalating sooner than a cancel's usual grace). Keep the sum below the
-        monitor's dead-after, so a task is re-queued only once its old worker is gone."""
+        monitor's dead-after, so a task is re-queued only once its old worker is gone. ``output`` ships the
+        workers' output (a loop of its own beside the others; what waits at stop is shipped then)."""
         self.identity = identity
         self._repository = repository
         self._live = live
         self._clock = clock
         self._supervisor = supervisor
         self._publisher = publisher
+        self._output = output
         self._checkpoints = checkpoints  # None: workers' checkpoints are neither stored nor handed on
         # task -> (attempt, the worker's last save stored): a mark of an earlier run never hides a new one's
         self._checkpoints_stored: dict[str, tuple[int, int]] = {}
@@ -244,11 +248,23 @@ class NodeRuntime:
                 await asyncio.sleep(0.1)
             await self._supervisor.shutdown()
             await self._store_checkpoints_on_exit()
+            await self._ship_output_on_exit()
             await self.beat()  # report the outcomes, so the monitor settles them at once
             return
         await self._supervisor.shutdown()
         await self._store_checkpoints_on_exit()
+        await self._ship_output_on_exit()
         await self._live.remove_node(self.node_id)
+
+    async def _ship_output_on_exit(self) -> None:
+        """The workers' last lines (their release hooks' too) go before the node; bounded like the saves."""
+        if self._output is None:
+            return
+        try:
+            async with asyncio.timeout(_EXIT_STORE_S):
+                await self._output.flush()
+        except TimeoutError:
+            log.warning("node %s: the bus did not take its workers' last output in time", self.node_id)
 
     async def _store_checkpoints_on_exit(self) -> None:
         """The saves since the last beat (those made while stopping too) are stored before the node goes:
@@ -507,6 +523,7 @@ class NodeRuntime:
             asyncio.create_task(report(), name=f"node-{self.node_id}-changes"),
             asyncio.create_task(guard(), name=f"node-{self.node_id}-fence"),
         ]
+        helpers.append(asyncio.create_task(self.ship_output(), name=f"node-{self.node_id}-output"))
         try:
             while True:
                 try:
@@ -520,6 +537,11 @@ class NodeRuntime:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await subscription.close()
+
+    async def ship_output(self) -> None:
+        """Ship the workers' output until cancelled (part of ``run``); returns at once when not capturing."""
+        if self._output is not None:
+            await self._output.run()
 
     def _worker_changed(self, task_id: str) -> None:
         self._changed.add(task_id)

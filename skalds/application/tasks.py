@@ -24,13 +24,19 @@ from skalds.application.drafts import (
 from skalds.application.operator_log import log_task_change, log_task_changes
 from skalds.domain import lifecycle
 from skalds.domain.commands import CancelTask, NodeCommand, PauseTask, ResumeTask, UpdateTaskAttachments
-from skalds.domain.errors import ConflictError, TaskAlreadyExistsError, ValidationError
+from skalds.domain.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    TaskAlreadyExistsError,
+    ValidationError,
+)
 from skalds.domain.lifecycle import TaskCommand
 from skalds.domain.ports import (
     CheckpointStore,
     Clock,
     EventPublisher,
     IdGenerator,
+    TaskLogStore,
     TaskPage,
     TaskQuery,
     TaskRepository,
@@ -73,9 +79,11 @@ class TaskService:
         default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         limits: DraftLimits | None = None,
         checkpoints: CheckpointStore | None = None,
+        logs: TaskLogStore | None = None,
     ) -> None:
         self._limits = limits or DraftLimits()
         self._checkpoints = checkpoints
+        self._logs = logs
         self._repository = repository
         self._publisher = publisher
         self._clock = clock
@@ -261,6 +269,11 @@ class TaskService:
         await self._repository.delete(task_id, task.version)
         if self._checkpoints is not None:  # gone from storage: its checkpoint too
             await self._checkpoints.delete(task_id)
+        if self._logs is not None:  # and its output (which expires by itself if the store is away now)
+            try:
+                await self._logs.forget_tasks([task_id])
+            except BackendUnavailableError as error:
+                log.warning("task %s deleted; its output stays until it expires: %s", task_id, error)
         log_task_change(log, task, event, by="api")
         await self._publisher.publish(event)
 

@@ -18,6 +18,7 @@ from skalds.domain.events import DomainEvent
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import Node
 from skalds.domain.task import Task, TaskMode, TaskStatus
+from skalds.domain.task_logs import LogLine, LogPage, LogQuery
 from skalds.domain.upstream_requests import UpstreamRequest
 from skalds.domain.workers import WorkerState
 
@@ -243,6 +244,57 @@ class CheckpointStore(Protocol):
 
     async def delete(self, task_id: str) -> None:
         """Forget it (an operator forcing a fresh start); nothing to delete is fine."""
+        ...
+
+
+class TaskLogStore(Protocol):
+    """The last lines of each task attempt's output (``limits.log_lines_per_attempt`` of them), for a while.
+
+    Live state, not history: kept in the live-state service (Redis, or memory), bounded per attempt and
+    forgotten after ``logs.retention``."""
+
+    async def append(self, lines: Sequence[LogLine]) -> None:
+        """Keep each line unless its attempt already holds one with that ``seq`` or a later one (a batch
+        delivered again adds nothing); an attempt's oldest lines go once it holds more than its bound."""
+        ...
+
+    async def read(self, query: LogQuery) -> LogPage: ...
+
+    async def attempts(self, task_id: str) -> Sequence[int]:
+        """The attempts of the task that have lines stored, ascending."""
+        ...
+
+    async def forget_tasks(self, task_ids: Sequence[str]) -> None:
+        """Drop every attempt's lines (a purged task)."""
+        ...
+
+    async def ping(self) -> None:
+        """Return once the backing service answers; BackendUnavailableError otherwise."""
+        ...
+
+
+class WorkerOutput(Protocol):
+    """The lines a node's workers wrote, waiting for the node to ship them (a supervisor that captures)."""
+
+    def take_lines(self, limit: int) -> Sequence[LogLine]:
+        """Up to ``limit`` waiting lines, oldest first, removed from the waiting ones."""
+        ...
+
+    async def lines_waiting(self) -> None:
+        """Return once at least one line waits."""
+        ...
+
+
+class LogShipper(Protocol):
+    """Carries task output from nodes to the control plane, at least once (the bus)."""
+
+    async def ship(self, lines: Sequence[LogLine]) -> None:
+        """Return once the bus has the lines; BackendUnavailableError when it cannot take them."""
+        ...
+
+    def log_batches(self) -> Subscription[Sequence[LogLine]]:
+        """Every shipped batch once per control plane (several controllers share them); a batch counts as
+        handled when the next is asked for."""
         ...
 
 

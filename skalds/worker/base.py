@@ -10,6 +10,7 @@ own process (upstream ran it in the node, blocking it).
 from __future__ import annotations
 
 import inspect
+import logging
 import traceback
 import typing
 import uuid
@@ -21,6 +22,8 @@ from pydantic import BaseModel
 
 from skalds.domain.heartbeat import Outcome
 from skalds.worker.context import TaskCancelled, WorkerContext
+
+log = logging.getLogger("skalds.worker")
 
 T = TypeVar("T", bound=BaseModel)
 Hook = Callable[..., Any]
@@ -132,6 +135,7 @@ class BaseTaskWorker(Generic[T]):
             self._release()
             return WorkerResult(Outcome.CANCELLED)
         except Exception as error:
+            log.error("task %s failed", self.task_id, exc_info=True)  # the whole traceback, in its output
             self._release()
             return WorkerResult(Outcome.FAILED, describe_error(error))
         try:

@@ -26,15 +26,17 @@ from skalds.adapters.kafka.dead_letters import DeadLetters
 from skalds.adapters.kafka.events import EventFanOut, KafkaEventSubscription
 from skalds.adapters.kafka.messages import WireCodec
 from skalds.adapters.kafka.producer import DeliveringProducer
+from skalds.adapters.kafka.task_logs import KafkaLogBatches, encode_log_lines
 from skalds.adapters.kafka.topics import Topics, ensure_topics, event_key
 from skalds.adapters.kafka.upstream_intake import KafkaUpstreamRequests
 from skalds.domain.commands import NodeCommand, UpdateTaskAttachments
 from skalds.domain.errors import BackendUnavailableError
 from skalds.domain.events import DomainEvent
-from skalds.domain.ports import EventPublisher, EventSubscriber, UpstreamRequestSource
+from skalds.domain.ports import EventPublisher, EventSubscriber, LogShipper, UpstreamRequestSource
+from skalds.domain.task_logs import LogLine
 
 
-class KafkaEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
+class KafkaEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource, LogShipper):
     def __init__(
         self,
         *,
@@ -80,6 +82,7 @@ class KafkaEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
         self._dead_letters: DeadLetters | None = None
         self._command_subscriptions: dict[KafkaCommandSubscription, None] = {}
         self._upstream_subscriptions: dict[KafkaUpstreamRequests, None] = {}
+        self._log_subscriptions: dict[KafkaLogBatches, None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -130,6 +133,7 @@ class KafkaEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
         self._closed = True
         await asyncio.gather(*(s.close() for s in list(self._command_subscriptions)))
         await asyncio.gather(*(s.close() for s in list(self._upstream_subscriptions)))
+        await asyncio.gather(*(s.close() for s in list(self._log_subscriptions)))
         if self._fan_out is not None:
             await self._fan_out.close(self._timeout_s)
         if self._producer is not None:
@@ -181,6 +185,25 @@ class KafkaEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
                 (self._topics.worker_update, self._codec.encode_worker_update(message), message.task_id)
             )
         return forms
+
+    async def ship(self, lines: Sequence[LogLine]) -> None:
+        producer, _ = self._running()
+        topic = self._topics.task_logs
+        await producer.send([(topic, value, key) for value, key in encode_log_lines(lines)])
+
+    def log_batches(self) -> KafkaLogBatches:
+        self._running()
+        assert self._dead_letters is not None and self._loop is not None
+        subscription = KafkaLogBatches(
+            self._clients.command_consumer(f"{self._group_prefix}.log-keepers"),
+            topic=self._topics.task_logs,
+            dead_letters=self._dead_letters,
+            on_close=lambda s: self._log_subscriptions.pop(s, None),
+            close_timeout_s=self._timeout_s,
+        )
+        self._log_subscriptions[subscription] = None
+        subscription.open(self._loop)
+        return subscription
 
     def events(self) -> KafkaEventSubscription:
         _, fan_out = self._running()

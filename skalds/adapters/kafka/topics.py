@@ -4,8 +4,8 @@ Every name gets the configured prefix. Commands keep upstream's topics (``task.a
 ``task.update.attachment``) and add ``task.pause`` and ``task.resume``; ``taskworker.update`` also receives
 upstream's ``{"attachments": ...}`` form of every attachment update, for upstream workers in a mixed
 deployment (our nodes never read it). Change events go to ``skalds.task.events`` (anything about a task),
-``skalds.node.events`` (node events) and ``skalds.system.events`` (alerts and the rest); malformed messages
-are parked on ``skalds.dead-letter``.
+``skalds.node.events`` (node events) and ``skalds.system.events`` (alerts and the rest); task output goes to
+``skalds.task.logs``; malformed messages are parked on ``skalds.dead-letter``.
 
 Command topics get ``partitions``. The event topics and the dead-letter topic get ``event_partitions``
 (default 1): every process reads all events and live views want them in publish order, which Kafka keeps
@@ -72,6 +72,11 @@ class Topics:
         return self._named("skalds.system.events")
 
     @property
+    def task_logs(self) -> str:
+        """Task output from the nodes, for the control plane's log keepers (``task_logs``)."""
+        return self._named("skalds.task.logs")
+
+    @property
     def dead_letter(self) -> str:
         return self._named("skalds.dead-letter")
 
@@ -104,7 +109,7 @@ class Topics:
 
     def partitions_of(self, partitions: int, event_partitions: int) -> Mapping[str, int]:
         """Every topic this bus needs, with the partition count it is created with."""
-        wanted = dict.fromkeys((*self.commands, self.worker_update), partitions)
+        wanted = dict.fromkeys((*self.commands, self.worker_update, self.task_logs), partitions)
         wanted.update(dict.fromkeys((*self.events, self.dead_letter), event_partitions))
         return wanted
 

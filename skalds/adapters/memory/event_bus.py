@@ -14,7 +14,14 @@ from typing import Generic, TypeVar
 
 from skalds.domain.commands import NodeCommand
 from skalds.domain.events import DomainEvent
-from skalds.domain.ports import EventPublisher, EventSubscriber, Subscription, UpstreamRequestSource
+from skalds.domain.ports import (
+    EventPublisher,
+    EventSubscriber,
+    LogShipper,
+    Subscription,
+    UpstreamRequestSource,
+)
+from skalds.domain.task_logs import LogLine
 from skalds.domain.upstream_requests import UpstreamRequest
 
 T = TypeVar("T")
@@ -97,14 +104,17 @@ class InMemorySubscription(Subscription[T], Generic[T]):
                 waiter.set_result(None)
 
 
-class InMemoryEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
-    def __init__(self, *, event_queue_size: int = 10_000) -> None:
+class InMemoryEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource, LogShipper):
+    def __init__(self, *, event_queue_size: int = 10_000, log_batches_waiting: int = 10_000) -> None:
+        """``log_batches_waiting``: shipped output batches kept while no controller reads them (a node
+        without a control plane in this process); beyond it the oldest go."""
         if event_queue_size < 1:
             raise ValueError(f"event_queue_size must be at least 1, got {event_queue_size}")
         self._event_queue_size = event_queue_size
         self._event_mailboxes: dict[_Mailbox[DomainEvent], None] = {}  # a set that keeps subscription order
         self._command_mailboxes: dict[str, _Mailbox[NodeCommand]] = {}
         self._upstream: _Mailbox[UpstreamRequest] = _Mailbox()
+        self._logs: _Mailbox[Sequence[LogLine]] = _Mailbox(log_batches_waiting)
 
     async def publish(self, message: DomainEvent | NodeCommand) -> None:
         if isinstance(message, NodeCommand):
@@ -138,6 +148,14 @@ class InMemoryEventBus(EventPublisher, EventSubscriber, UpstreamRequestSource):
     def upstream_requests(self) -> InMemorySubscription[UpstreamRequest]:
         """Like a node's commands: subscriptions share one mailbox, so each request is read once."""
         return InMemorySubscription(self._upstream)
+
+    async def ship(self, lines: Sequence[LogLine]) -> None:
+        if lines:
+            self._logs.put(tuple(lines))
+
+    def log_batches(self) -> InMemorySubscription[Sequence[LogLine]]:
+        """Like a node's commands: subscriptions share one mailbox, so each batch is kept once."""
+        return InMemorySubscription(self._logs)
 
     def submit_upstream(self, request: UpstreamRequest) -> None:
         """What an upstream client's message would be on Kafka (memory has no upstream clients)."""

@@ -34,6 +34,7 @@ from typing import Any
 import setproctitle
 
 from skalds.adapters.logs import LogSetup, configure
+from skalds.adapters.process.output_capture import CaptureSetup, OutputCapture
 from skalds.domain.heartbeat import Outcome
 from skalds.worker.base import BaseTaskWorker, WorkerResult, describe_error
 from skalds.worker.context import DEFAULT_CHECKPOINT_BYTES, TaskCancelled, WorkerContext
@@ -61,6 +62,7 @@ class WorkerSpec:
     log_name: str = ""
     checkpoint: str | None = None  # what an earlier attempt saved (JSON text)
     checkpoint_limit_bytes: int = DEFAULT_CHECKPOINT_BYTES
+    capture: CaptureSetup | None = None  # set: the task's log records and prints go to the node, numbered
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +302,29 @@ def _let_the_forkserver_go() -> None:
             server._forkserver_alive_fd = None  # a worker's own forkserver use starts a server of its own
 
 
+def _capture_output(spec: WorkerSpec, link: _Link) -> OutputCapture | None:
+    """Installed before the worker's module is imported: what it prints then counts too."""
+    if spec.capture is None:
+        return None
+    capture = OutputCapture(spec.capture, lambda lines: link.send(("logs", lines)))
+    capture.install()
+    return capture
+
+
+def _wait_as_spare(conn: Connection) -> WorkerSpec | None:
+    """The task this warm spare is given, or None when the node is gone or shutting down."""
+    _name_process(b"skalds-spare", "skalds-spare")
+    try:
+        message = conn.recv()
+    except (EOFError, OSError):
+        return None  # the node is gone before this spare was needed
+    if not (isinstance(message, tuple) and message[:1] == ("spec",)):
+        return None  # ("exit",): the node is shutting down
+    spec = message[1]
+    assert isinstance(spec, WorkerSpec)
+    return spec
+
+
 def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> None:
     """The child's entry point. Without a spec it is a warm spare: it waits for one, so a task starts
     without paying for a process start."""
@@ -309,18 +334,14 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
     watch = _NodeWatch(lifeline)
     watch.start()
     if spec is None:
-        _name_process(b"skalds-spare", "skalds-spare")
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return  # the node is gone before this spare was needed
-        if not (isinstance(message, tuple) and message[:1] == ("spec",)):
-            return  # ("exit",): the node is shutting down
-        spec = message[1]
-        assert isinstance(spec, WorkerSpec)
+        spec = _wait_as_spare(conn)
+        if spec is None:
+            return
     _name_process(b"skalds-worker", f"skalds-worker {spec.worker_path.rpartition(':')[2]} {spec.task_id}")
     if spec.log is not None:  # upstream's LOG_SPLIT_WITH_WORKER_ID: one file per worker, not on the console
         configure(spec.log, spec.log_name or spec.task_id, console=False)
+    link = _Link(conn)
+    capture = _capture_output(spec, link)
     releasing = threading.Event()
 
     def on_sigterm(signum: int, frame: object) -> None:
@@ -329,7 +350,6 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
             raise TaskCancelled(spec.task_id)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    link = _Link(conn)
     context = WorkerContext(
         spec.task_id,
         spec.attempt,
@@ -354,10 +374,13 @@ def run(spec: WorkerSpec | None, conn: Connection, lifeline: NodeLifeline) -> No
     except TaskCancelled:
         result = WorkerResult(Outcome.CANCELLED)
     except Exception as error:
+        log.error("task %s failed to start", spec.task_id, exc_info=True)  # in its output, whole
         result = WorkerResult(Outcome.FAILED, describe_error(error))
     releasing.set()
     heartbeat.stop()
     heartbeat.send_checkpoint()  # what was saved last is stored before the outcome is judged
+    if capture is not None:
+        capture.finish()  # the last lines before the outcome: a reader of a finished task has them all
     snap = context.snapshot()
     link.send(("outcome", result.outcome.value, result.error, snap.progress, snap.error))
     with contextlib.suppress(Exception):

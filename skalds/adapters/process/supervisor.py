@@ -22,10 +22,13 @@ from typing import Any
 
 from skalds.adapters.logs import LogSetup
 from skalds.adapters.process.child import NodeLifeline, WorkerSpec, run
+from skalds.adapters.process.output_capture import CaptureSetup
 from skalds.adapters.worker_changes import ChangeListener
+from skalds.adapters.worker_output import WaitingLines
 from skalds.domain.heartbeat import Outcome
-from skalds.domain.ports import WorkerSupervisor
+from skalds.domain.ports import WorkerOutput, WorkerSupervisor
 from skalds.domain.task import Task
+from skalds.domain.task_logs import LogLine
 from skalds.domain.workers import WorkerState
 from skalds.worker.context import DEFAULT_CHECKPOINT_BYTES
 
@@ -44,7 +47,7 @@ class _Child:
     escalation: asyncio.Task[None] | None = None
 
 
-class ProcessWorkerSupervisor(WorkerSupervisor):
+class ProcessWorkerSupervisor(WorkerSupervisor, WorkerOutput):
     def __init__(
         self,
         worker_paths: Mapping[str, str],
@@ -59,6 +62,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         node_id: str = "",
         orphan_grace_s: float = 3.0,
         checkpoint_limit_bytes: int = DEFAULT_CHECKPOINT_BYTES,
+        capture: CaptureSetup | None = None,
     ) -> None:
         """``worker_paths`` maps a class name to its import path, ``"package.module:ClassName"``.
 
@@ -66,11 +70,15 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
         pipe message rather than a process start (still one process per task: a spare is used once).
         With ``worker_logs`` each worker logs to its own file, ``<node_id>_<task_id>.log``. A worker whose
         node process is gone stops (cancel, then SIGTERM) and exits at the latest ``orphan_grace_s`` later:
-        keep it well below the control plane's dead-after, which re-queues a dead node's tasks."""
+        keep it well below the control plane's dead-after, which re-queues a dead node's tasks. With
+        ``capture`` every worker's log records and prints wait here for the node to ship them
+        (``WorkerOutput``)."""
         if orphan_grace_s <= 0:
             raise ValueError(f"orphan_grace_s must be > 0, got {orphan_grace_s}")
         self._orphan_grace_s = orphan_grace_s
         self._checkpoint_limit_bytes = checkpoint_limit_bytes
+        self._capture = capture
+        self.output = WaitingLines(node_id)
         self._changes = ChangeListener()
         self._notify = self._changes.notify
         self._paths = dict(worker_paths)
@@ -118,6 +126,7 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
             log_name=f"{self._node_id}_{task.id}" if self._node_id else task.id,  # upstream's file name
             checkpoint=checkpoint,
             checkpoint_limit_bytes=self._checkpoint_limit_bytes,
+            capture=self._capture,
         )
         try:
             process, parent_conn = await self._process_for(spec)
@@ -241,6 +250,12 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._changes.set(listener)
 
+    def take_lines(self, limit: int) -> Sequence[LogLine]:
+        return self.output.take_lines(limit)
+
+    async def lines_waiting(self) -> None:
+        await self.output.lines_waiting()
+
     async def shutdown(self) -> None:
         """Cancel every worker and wait until every process has exited (escalating as needed)."""
         if self._spare_starting is not None:
@@ -308,6 +323,9 @@ class ProcessWorkerSupervisor(WorkerSupervisor):
                 changed = paused != state.paused  # a pause or resume took effect; else a plain beat
             case ("applied", version):
                 child.state = replace(state, applied_attachments_version=version)
+            case ("logs", lines):
+                self.output.add(state.task_id, state.attempt or 0, lines)
+                changed = False
             case ("checkpoint", sequence, text):
                 child.state = replace(state, checkpoint=text, checkpoint_sequence=sequence)
                 changed = False  # stored with the node's next beat, or before the outcome is reported

@@ -32,12 +32,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from skalds.adapters.redis.calls import bounded_call
 from skalds.adapters.redis.heartbeat_writer import HeartbeatWriter
 from skalds.adapters.redis.records import ReportDecoder, decode_node, encode_node
-from skalds.domain.errors import BackendUnavailableError
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import Node
 from skalds.domain.ports import Clock, LiveStateStore
@@ -298,19 +297,8 @@ class RedisLiveStateStore(LiveStateStore):
     @asynccontextmanager
     async def _call(self, operation: str, *, deadline: bool = True) -> AsyncIterator[None]:
         """Bounds a call by ``timeout_s`` and turns what the driver raises into BackendUnavailableError."""
-        try:
-            async with asyncio.timeout(self._timeout_s if deadline else None):
-                yield
-        except TimeoutError as error:  # asyncio's deadline; redis's own TimeoutError is a RedisError
-            raise BackendUnavailableError(
-                "redis", f"{operation} on {self._where}: no answer within {self._timeout_s} s"
-            ) from error
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            raise BackendUnavailableError("redis", f"{operation} on {self._where}: {error}") from error
-        except RedisError as error:
-            raise BackendUnavailableError(
-                "redis", f"{operation} refused by {self._where}: {error}"
-            ) from error
+        async with bounded_call(operation, self._where, self._timeout_s if deadline else None):
+            yield
 
 
 def _address(client: Redis) -> str:

@@ -35,6 +35,7 @@ from skalds.entrypoints.api.methods import AllowedMethods, answer_head, answer_o
 from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
 from skalds.entrypoints.api.system import AlertController, SystemController
+from skalds.entrypoints.api.task_logs import TaskLogController
 from skalds.entrypoints.api.tasks import TaskController, create_tasks
 from skalds.entrypoints.dashboard.routes import dashboard_router
 
@@ -62,6 +63,7 @@ async def api_index() -> dict[str, Any]:
         "version": skalds.__version__,
         "endpoints": {
             "tasks": "/api/tasks",
+            "taskLogs": "/api/tasks/{id}/logs",
             "skalds": "/api/skalds",
             "events": "/api/events",
             "system": "/api/system",
@@ -99,6 +101,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
         if run_loops and mode in (ControllerMode.MONITOR, ControllerMode.DISPATCHER):
             loops["Monitor"] = services.monitor.run(interval_s=period_s)
             loops["Alerts"] = services.alerts.run(services.subscriber, interval_s=period_s)
+            loops["Log keeper"] = services.log_keeper.run(services.log_shipper)
         if run_loops and mode is ControllerMode.DISPATCHER:
             sweep_s = settings.dispatch.interval_ms / 1000
             loops["Dispatcher"] = services.dispatcher.run(services.subscriber, interval_s=sweep_s)
@@ -123,6 +126,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             api_index,
             TaskController,
             CheckpointController,
+            TaskLogController,
             Router("/", route_handlers=[create_tasks], request_max_body_size=limits.batch_body_bytes),
             SkaldController,
             SystemController,

@@ -80,6 +80,27 @@ class DeletedReply(TypedDict):
     data: DeletedData
 
 
+class TaskLogLineJson(TypedDict):
+    seq: int  # the line's number within its attempt, from 1; a gap is lines the worker dropped
+    at: int
+    level: str
+    stream: Literal["log", "stdout", "stderr"]
+    logger: str
+    message: str
+
+
+class TaskLogsReply(TypedDict):
+    """One page of a task attempt's output. ``next`` is the ``since`` of the following read."""
+
+    taskId: str
+    attempt: int
+    attempts: list[int]
+    lifecycleStatus: TaskStatus
+    lines: list[TaskLogLineJson]
+    next: int
+    lastSeq: int
+
+
 class CheckpointReply(TypedDict):
     """A task's latest checkpoint; every field but taskId is null when none was saved (or it was cleared)."""
 

@@ -11,6 +11,7 @@ from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
 from skalds.adapters.memory.repository import InMemoryTaskRepository
+from skalds.adapters.memory.task_logs import InMemoryTaskLogStore
 from skalds.domain.alerts import Alert, AlertRule, Severity
 from skalds.domain.commands import CancelTask
 from skalds.domain.events import DomainEvent, TaskEvent
@@ -20,6 +21,7 @@ from skalds.domain.task import TaskStatus
 from tests.contracts.checkpoints import CheckpointStoreContract
 from tests.contracts.event_bus import EventBusContract, created, receive
 from tests.contracts.live_state_store import HOUR, LiveStateStoreContract
+from tests.contracts.task_logs import TaskLogStoreContract, line
 from tests.contracts.task_repository import TaskRepositoryContract, a_task, assigned, ids
 from tests.fakes import FakeClock
 
@@ -34,6 +36,19 @@ class TestInMemoryCheckpointStore(CheckpointStoreContract):
     @pytest.fixture
     def store(self) -> InMemoryCheckpointStore:
         return InMemoryCheckpointStore()
+
+
+class TestInMemoryTaskLogStore(TaskLogStoreContract):
+    @pytest.fixture
+    def store(self) -> InMemoryTaskLogStore:
+        return InMemoryTaskLogStore(lines_per_attempt=self.lines_per_attempt)
+
+    async def test_the_oldest_attempts_go_whole_beyond_the_total_bound(self) -> None:
+        store = InMemoryTaskLogStore(lines_per_attempt=10, max_lines=20)
+        for task in ("a", "b", "c"):
+            await store.append([line(seq, task=task) for seq in range(1, 11)])
+        assert await store.attempts("a") == []
+        assert await store.attempts("b") == [1] and await store.attempts("c") == [1]
 
 
 class TestInMemoryLiveStateStore(LiveStateStoreContract):

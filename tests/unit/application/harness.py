@@ -119,6 +119,7 @@ class System:
         )
         await node.register()
         self.nodes[node_id] = node
+        self.listeners.append(asyncio.create_task(node.ship_output()))
         subscription = self.services.subscriber.commands(node_id)
 
         async def obey() -> None:
