@@ -261,3 +261,37 @@ def test_a_checkpointing_task_resumes_on_the_other_node_after_a_sigkill(cluster:
     assert resumed["starts"][0] == 0 and resumed["starts"][1] >= reached["row"]
     task = controller.api.get("/api/tasks/rows").json()
     assert (task["executor"], task["attempt"]) == ("node-b", 2)
+
+
+def test_a_tasks_output_reaches_the_api_from_its_node(cluster: Cluster) -> None:
+    """A worker on a ``skalds node`` logs and prints; the lines travel over Kafka to the controller's log
+    keeper, into Redis, and come back from ``/api/tasks/{id}/logs`` in order, and as a followed stream."""
+    controller = cluster.controller()
+    cluster.node("node-a", worker="tests.workers:Talker")
+    cluster.wait_ready(controller)
+    cluster.wait_online(controller, "node-a")
+    body = {"className": "Talker", "id": "talker", "attachments": {"fps": 1}}
+    assert controller.api.post("/api/tasks", json=body).status_code == 201
+
+    def output() -> dict[str, Any] | None:
+        found: dict[str, Any] = controller.api.get("/api/tasks/talker/logs").json()
+        return found if len(found["lines"]) >= 7 else None
+
+    logs = wait_for("the task's output in the API", output, guard=cluster.check)
+    assert [line["message"] for line in logs["lines"][:5]] == [
+        "starting talker",
+        "to stdout",
+        "to stderr",
+        "in pieces",
+        "careful: 3",
+    ]
+    assert [line["seq"] for line in logs["lines"]] == list(range(1, len(logs["lines"]) + 1))
+    assert (logs["attempt"], logs["attempts"]) == (1, [1])
+    assert "RuntimeError: the camera went away" in logs["lines"][-1]["message"]
+    wait_for(
+        "the task failed",
+        lambda: controller.api.get("/api/tasks/talker").json()["lifecycleStatus"] == "Failed",
+    )
+    with controller.api.stream("GET", "/api/tasks/talker/logs/stream", params={"since": 3}) as stream:
+        frames = [row for row in stream.iter_lines() if row.startswith(("event:", "id:"))]
+    assert frames[:2] == ["id: 4", "event: task_log"] and frames[-1] == "event: task_log_end"

@@ -3,7 +3,8 @@
 Without ``since`` a read gives the last ``limit`` lines (the end of the output is what a reader wants
 first); with it, the lines after that number, oldest first. ``next`` in the answer is the following read's
 ``since``. The stream sends every line as a ``task_log`` frame whose ``id`` is the line's number (so
-``Last-Event-ID`` resumes exactly), and ``task_log_end`` once the task has ended and its last lines are in.
+``Last-Event-ID`` resumes exactly), goes on to the task's next attempt when there is one (a retry, a
+re-queue), and sends ``task_log_end`` once the task has ended and its last lines are in.
 It reads the store every ``POLL_S`` rather than listening on the bus: any controller process can serve it,
 whichever one keeps the output.
 """
@@ -21,6 +22,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from skalds.application.task_logs import TaskLogService, TaskOutput
+from skalds.domain.task import Task
 from skalds.domain.task_logs import LogLine
 from skalds.entrypoints.api.events import EVENT_STREAM, RETRY_MS
 from skalds.entrypoints.api.injection import Injected
@@ -29,6 +31,7 @@ from skalds.entrypoints.api.replies import TaskLogLineJson, TaskLogsReply
 
 POLL_S = 0.5
 END_AFTER_QUIET_S = 2.0  # an ended task's last lines may reach the store a moment after its outcome
+KEEP_ALIVE_S = 15.0  # a comment on a quiet stream, so neither the client nor a proxy takes it for dead
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -95,42 +98,51 @@ class _LogStream:
             watching.cancel()
 
     async def _follow(self, send: Send, gone: asyncio.Event) -> None:
+        """Lines of the attempt being followed; once it is drained and the task has a later attempt, that
+        one from its first line; the end once the task's latest attempt ended and stayed quiet."""
         loop = asyncio.get_running_loop()
         quiet_since: float | None = None
+        sent_at = loop.time()
         while not gone.is_set():
             output = await self.logs.read(
                 self.task_id, attempt=self.attempt, after=self.after, limit=1_000, level=self.level
             )
             self.after = output.page.cursor
             if output.page.lines:
-                body = b"".join(
-                    _frame(
-                        "task_log",
-                        {"taskId": self.task_id, "attempt": self.attempt, **line_json(line)},
-                        line.seq,
-                    )
-                    for line in output.page.lines
-                )
+                body = b"".join(self._line_frame(line) for line in output.page.lines)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
-                quiet_since = None
+                quiet_since, sent_at = None, loop.time()
                 continue  # there may be more right away
             task = output.task
-            ended = task.attempt > self.attempt or task.is_terminal
-            if ended:
+            if task.attempt > self.attempt:  # a retry, or a re-queue: its output follows this one's
+                self.attempt, self.after, quiet_since = task.attempt, 0, None
+                continue
+            if task.is_terminal:
                 quiet_since = loop.time() if quiet_since is None else quiet_since
                 if loop.time() - quiet_since >= END_AFTER_QUIET_S:
-                    end = {
-                        "taskId": self.task_id,
-                        "attempt": self.attempt,
-                        "lifecycleStatus": output.task.lifecycle_status.value,
-                    }
                     await send(
-                        {"type": "http.response.body", "body": _frame("task_log_end", end), "more_body": True}
+                        {"type": "http.response.body", "body": self._end_frame(task), "more_body": True}
                     )
                     return
+            if loop.time() - sent_at >= KEEP_ALIVE_S:
+                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+                sent_at = loop.time()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_S):
                     await gone.wait()
+
+    def _line_frame(self, line: LogLine) -> bytes:
+        data = {"type": "task_log", "taskId": self.task_id, "attempt": self.attempt, **line_json(line)}
+        return _frame("task_log", data, line.seq)
+
+    def _end_frame(self, task: Task) -> bytes:
+        data = {
+            "type": "task_log_end",
+            "taskId": self.task_id,
+            "attempt": self.attempt,
+            "lifecycleStatus": task.lifecycle_status.value,
+        }
+        return _frame("task_log_end", data)
 
     @staticmethod
     async def _watch(receive: Receive, gone: asyncio.Event) -> None:
@@ -181,7 +193,8 @@ class TaskLogController(Controller):
         since: Since = None,
         level: Level = None,
     ) -> ASGIApp:
-        """From ``since`` (or ``Last-Event-ID``; default: the start of the attempt), then live."""
+        """From ``since`` (or ``Last-Event-ID``; default: the start of the attempt), then live, across the
+        task's later attempts."""
         first = await services.task_logs.read(task_id, attempt=attempt, limit=1, level=level)  # 404 / 422 now
         return _LogStream(
             services.task_logs, first.task.id, first.attempt, _resume_after(request, since), level

@@ -148,6 +148,16 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="follow a task live; exit 0 Finished, 1 Failed, 2 Cancelled",
     )
     watch.add_argument("task_id", metavar="ID")
+    logs = verbs.add_parser(
+        "logs", parents=[common], help="a task's output; -f follows it until the task ends (exit as watch)"
+    )
+    logs.add_argument("task_id", metavar="ID")
+    logs.add_argument("-f", "--follow", action="store_true", help="go on printing lines as they come")
+    logs.add_argument("--attempt", type=int, metavar="N", help="which attempt (default: the current one)")
+    logs.add_argument("--level", metavar="LEVEL", help="only this level and above: DEBUG, INFO, WARNING, ...")
+    logs.add_argument(
+        "-n", "--lines", type=positive, default=100, metavar="N", help="the last N lines first (default 100)"
+    )
     for leaf in verbs.choices.values():
         leaf.epilog, leaf.formatter_class = EXIT_CODES, argparse.RawDescriptionHelpFormatter
 

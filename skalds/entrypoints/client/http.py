@@ -123,16 +123,25 @@ class ApiClient:
     def nodes(self) -> dict[str, Any]:
         return dict(self._call("GET", "/api/skalds"))
 
+    def task_logs(self, task_id: str, params: Mapping[str, str | int]) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/tasks/{quote(task_id, safe='')}/logs", params=params))
+
+    def task_log_stream(self, task_id: str, params: Mapping[str, str | int]) -> Iterator[Frame]:
+        """The task's output as it is stored (``task_log`` frames), then ``task_log_end``."""
+        yield from self._stream(f"/api/tasks/{quote(task_id, safe='')}/logs/stream", dict(params), None)
+
     def task_events(self, task_id: str, last_event_id: str | None = None) -> Iterator[Frame]:
         """The task's live frames (SSE), starting with the ``connection`` greeting. Ends when the API
         closes the stream; ``last_event_id`` asks it to replay what a previous stream missed."""
-        params = {"task_id": task_id, **({"apiKey": self._api_key} if self._api_key else {})}
+        yield from self._stream("/api/events/tasks", {"task_id": task_id}, last_event_id)
+
+    def _stream(self, path: str, params: dict[str, Any], last_event_id: str | None) -> Iterator[Frame]:
+        if self._api_key:
+            params["apiKey"] = self._api_key
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         timeout = httpx.Timeout(TIMEOUT_S, read=STREAM_READ_TIMEOUT_S)
         try:
-            with self._http.stream(
-                "GET", "/api/events/tasks", params=params, headers=headers, timeout=timeout
-            ) as response:
+            with self._http.stream("GET", path, params=params, headers=headers, timeout=timeout) as response:
                 if response.is_error:
                     response.read()
                     raise _error_from(response)

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from skalds.entrypoints.client.commands import STEERING
 from skalds.entrypoints.client.create_file import DEFAULT_BATCH_SIZE, FileError, create_from_file
 from skalds.entrypoints.client.http import ApiClient, ApiError, ApiUnreachableError
+from skalds.entrypoints.client.logs import show_logs
 from skalds.entrypoints.client.render import nodes_table, task_details, tasks_table
 from skalds.entrypoints.client.watch import JsonView, PeopleView, View, watch
 from skalds.entrypoints.node import EXIT_UNAVAILABLE
@@ -184,6 +185,7 @@ HANDLERS: dict[str, Handler] = {
     "show": _show,
     "update": _update,
     "watch": _watch,
+    "logs": show_logs,
     **dict.fromkeys(STEERING, _steer),
 }
 

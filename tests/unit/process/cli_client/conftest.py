@@ -18,7 +18,7 @@ from tests.unit.process.cli_client.harness import KEY, Run
 from tests.unit.process.test_controller_process import ROOT, free_port
 from tests.unit.process.test_embedded_up import wait_for
 
-WORKERS = ("skalds.examples:CountdownWorker", "tests.workers:Steady")
+WORKERS = ("skalds.examples:CountdownWorker", "tests.workers:Steady", "tests.workers:Talker")
 
 
 @pytest.fixture(scope="package")
