@@ -88,13 +88,13 @@ def alerts_table(items: Sequence[dict[str, Any]], *, history: bool) -> str:
             for a in items
         ]  # fmt: skip
         return table(headers, rows, shrinkable=(3, 6))
-    headers = ("ID", "STATUS", "RULE", "SUBJECT", "N", "RAISED", "ACK", "MESSAGE")
-    rows = [
+    firing = ("ID", "STATUS", "RULE", "SUBJECT", "N", "RAISED", "ACK", "MESSAGE")
+    lines = [
         (str(a.get("id")), _state(a), str(a.get("rule")), str(a.get("subject")), str(a.get("count", 1)),
          when(a.get("raisedAt"), short=True), str(a.get("acknowledgedBy") or "-"), str(a.get("message")))
         for a in items
     ]  # fmt: skip
-    return table(headers, rows, shrinkable=(3, 6, 7))
+    return table(firing, lines, shrinkable=(3, 6, 7))
 
 
 def silences_table(items: Sequence[dict[str, Any]]) -> str:
