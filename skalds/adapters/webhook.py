@@ -9,6 +9,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 from skalds.domain.alerts import Alert
@@ -17,8 +18,45 @@ from skalds.domain.ports import NotificationChannel
 log = logging.getLogger(__name__)
 
 
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt for an alert still firing
+RECEIVER = "skalds"
+
+
+def rfc3339(epoch_ms: int | None) -> str:
+    if epoch_ms is None:
+        return ZERO_TIME
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def alert_payload(alert: Alert) -> dict[str, Any]:
+    """Alertmanager's webhook shape (version 4: ``status``, ``alerts[]`` with labels, annotations,
+    ``startsAt``/``endsAt``), so receivers written for Alertmanager read it; plus our flat fields and a
+    chat-ready ``text`` at the top, which the first receivers of this webhook read."""
+    labels = {"alertname": alert.rule.value, "subject": alert.subject, "severity": alert.severity.value}
+    annotations = {"summary": alert.message}
+    status = alert.status.value
     return {
+        "version": "4",
+        "receiver": RECEIVER,
+        "status": status,
+        "groupKey": f"{alert.rule.value}:{alert.subject}",
+        "truncatedAlerts": 0,
+        "groupLabels": {"alertname": alert.rule.value, "subject": alert.subject},
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": "",
+        "alerts": [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": rfc3339(alert.raised_at),
+                "endsAt": rfc3339(alert.resolved_at),
+                "generatorURL": "",
+                "fingerprint": alert.id,
+            }
+        ],
         "id": alert.id,
         "rule": alert.rule.value,
         "severity": alert.severity.value,
@@ -27,6 +65,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "raisedAt": alert.raised_at,
         "resolvedAt": alert.resolved_at,
         "active": alert.active,
+        "count": alert.count,
         "text": f"[{alert.severity.value.upper()}] {alert.message}"
         + (" (resolved)" if not alert.active else ""),
     }

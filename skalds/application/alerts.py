@@ -1,5 +1,6 @@
 """Alert rules over the event stream and node readings: node offline, task failed, failure rate, task
-stalled, node resources. One active alert per (rule, subject) until its condition clears; a bounded history.
+stalled, node resources. What a firing means (grouping, silences, acknowledgements, notifications) is the
+``AlertBook``'s: the rules only say that a condition fired or cleared, and why.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import replace
 
+from skalds.application.alert_book import AlertBook
 from skalds.domain import events as ev
 from skalds.domain.alerts import Alert, AlertRule, AlertThresholds, Severity
 from skalds.domain.ports import (
@@ -38,24 +39,23 @@ class AlertService:
         thresholds: AlertThresholds,
         history_limit: int = 1_000,
     ) -> None:
-        self._publisher = publisher
         self._live = live
         self._clock = clock
-        self._ids = ids
-        self._channels = list(channels)
         self._thresholds = thresholds
-        self._active: dict[tuple[AlertRule, str], Alert] = {}
-        self._history: dict[str, Alert] = {}  # insertion-ordered, oldest first
-        self._history_limit = history_limit
         self._outcomes: deque[tuple[int, bool]] = deque()
-        self.fired: dict[str, int] = {}  # rule -> alerts raised since start
+        self.book = AlertBook(publisher, clock, ids, channels, history_limit=history_limit)
+
+    @property
+    def fired(self) -> dict[str, int]:
+        """Rule -> alerts raised since start (grouped firings are not counted again)."""
+        return self.book.fired
 
     def active(self) -> list[Alert]:
-        return sorted(self._active.values(), key=lambda a: a.raised_at, reverse=True)
+        return self.book.active()
 
     def history(self, limit: int = 100) -> list[Alert]:
         """Newest first, resolved ones included."""
-        return list(reversed(self._history.values()))[:limit]
+        return self.book.history(limit)
 
     async def observe(self, event: ev.DomainEvent) -> None:
         match event:
@@ -68,7 +68,7 @@ class AlertService:
                     f"node {event.node_id} went offline{silent}",
                 )
             case ev.NodeCameOnline():
-                await self._resolve(AlertRule.NODE_OFFLINE, event.node_id)
+                await self._resolve(AlertRule.NODE_OFFLINE, event.node_id, "the node came back online")
             case ev.TaskFailed():
                 self._outcomes.append((event.at, True))
                 severity = Severity.WARNING if event.attempts_left > 0 else Severity.CRITICAL
@@ -83,14 +83,14 @@ class AlertService:
                     severity,
                     f"task {event.task_id} failed: {event.error}{retry}",
                 )
-                await self._resolve(AlertRule.TASK_STALLED, event.task_id)
+                await self._resolve(AlertRule.TASK_STALLED, event.task_id, "the task failed")
             case ev.TaskFinished():
                 self._outcomes.append((event.at, False))
-                await self._resolve_task(event.task_id)
+                await self._resolve_task(event.task_id, "the task finished")
             case ev.TaskCancelled() | ev.TaskDeleted():
-                await self._resolve_task(event.task_id)
+                await self._resolve_task(event.task_id, f"the task was {type(event).__name__[4:].lower()}")
             case ev.TaskRetried() if not event.automatic:
-                await self._resolve(AlertRule.TASK_FAILED, event.task_id)
+                await self._resolve(AlertRule.TASK_FAILED, event.task_id, "an operator retried the task")
             case ev.TaskVerdictChanged(verdict="stalled"):
                 await self._raise(
                     AlertRule.TASK_STALLED,
@@ -99,7 +99,9 @@ class AlertService:
                     f"task {event.task_id} is alive but its progress stopped",
                 )
             case ev.TaskVerdictChanged(previous="stalled"):
-                await self._resolve(AlertRule.TASK_STALLED, event.task_id)
+                await self._resolve(
+                    AlertRule.TASK_STALLED, event.task_id, f"the task is {event.verdict} again"
+                )
             case _:
                 pass
 
@@ -114,11 +116,10 @@ class AlertService:
             if node.memory_percent is not None and node.memory_percent > limits.max_memory_percent:
                 over.append(f"memory {node.memory_percent:.0f}% > {limits.max_memory_percent:g}%")
             if over:
-                await self._raise(
-                    AlertRule.NODE_RESOURCES, node.id, Severity.WARNING, f"node {node.id}: {', '.join(over)}"
-                )
+                text = f"node {node.id}: {', '.join(over)}"
+                await self._raise(AlertRule.NODE_RESOURCES, node.id, Severity.WARNING, text, occurrence=False)
             else:
-                await self._resolve(AlertRule.NODE_RESOURCES, node.id)
+                await self._resolve(AlertRule.NODE_RESOURCES, node.id, "CPU and memory are below the limits")
         while self._outcomes and self._outcomes[0][0] < now - limits.failure_window_ms:
             self._outcomes.popleft()
         samples = len(self._outcomes)
@@ -127,9 +128,14 @@ class AlertService:
             message = (
                 f"{failed} of the last {samples} finished tasks failed (threshold {limits.failure_rate:.0%})"
             )
-            await self._raise(AlertRule.FAILURE_RATE, FAILURE_RATE_SUBJECT, Severity.CRITICAL, message)
+            await self._raise(
+                AlertRule.FAILURE_RATE, FAILURE_RATE_SUBJECT, Severity.CRITICAL, message, occurrence=False
+            )
         else:
-            await self._resolve(AlertRule.FAILURE_RATE, FAILURE_RATE_SUBJECT)
+            await self._resolve(
+                AlertRule.FAILURE_RATE, FAILURE_RATE_SUBJECT, "the failure rate is below the limit"
+            )
+        await self.book.expire_due()
 
     async def run(self, subscriber: EventSubscriber, *, interval_s: float) -> None:
         subscription = subscriber.events()
@@ -153,55 +159,14 @@ class AlertService:
             listener.cancel()
             await subscription.close()
 
-    async def _raise(self, rule: AlertRule, subject: str, severity: Severity, message: str) -> None:
-        if (rule, subject) in self._active:
-            return
-        now = self._clock.now_ms()
-        alert = Alert(
-            id=self._ids.new_id(),
-            rule=rule,
-            severity=severity,
-            subject=subject,
-            message=message,
-            raised_at=now,
-        )
-        self._active[(rule, subject)] = alert
-        self.fired[rule.value] = self.fired.get(rule.value, 0) + 1
-        self._history[alert.id] = alert
-        if len(self._history) > self._history_limit:
-            del self._history[next(iter(self._history))]
-        await self._publisher.publish(
-            ev.AlertRaised(
-                at=now,
-                alert_id=alert.id,
-                rule=rule.value,
-                severity=severity.value,
-                subject=subject,
-                message=message,
-            )
-        )
-        await self._notify(alert)
+    async def _raise(
+        self, rule: AlertRule, subject: str, severity: Severity, message: str, *, occurrence: bool = True
+    ) -> None:
+        await self.book.fire(rule, subject, severity, message, occurrence=occurrence)
 
-    async def _resolve(self, rule: AlertRule, subject: str) -> None:
-        alert = self._active.pop((rule, subject), None)
-        if alert is None:
-            return
-        now = self._clock.now_ms()
-        resolved = replace(alert, resolved_at=now)
-        if alert.id in self._history:
-            self._history[alert.id] = resolved
-        await self._publisher.publish(
-            ev.AlertResolved(at=now, alert_id=alert.id, rule=rule.value, subject=subject)
-        )
-        await self._notify(resolved)
+    async def _resolve(self, rule: AlertRule, subject: str, reason: str) -> None:
+        await self.book.resolve(rule, subject, reason)
 
-    async def _resolve_task(self, task_id: str) -> None:
-        await self._resolve(AlertRule.TASK_FAILED, task_id)
-        await self._resolve(AlertRule.TASK_STALLED, task_id)
-
-    async def _notify(self, alert: Alert) -> None:
-        for channel in self._channels:
-            try:
-                await channel.notify(alert)
-            except Exception:
-                log.exception("notification channel %s failed for alert %s", type(channel).__name__, alert.id)
+    async def _resolve_task(self, task_id: str, reason: str) -> None:
+        await self._resolve(AlertRule.TASK_FAILED, task_id, reason)
+        await self._resolve(AlertRule.TASK_STALLED, task_id, reason)

@@ -82,3 +82,25 @@ class BackendUnavailableError(SkaldsError):
         self.backend = backend
         self.detail = detail
         super().__init__(f"{backend} is unavailable: {detail}")
+
+
+class AlertNotFoundError(SkaldsError):
+    """No alert or silence has this id (``kind`` says which was looked for)."""
+
+    def __init__(self, kind: str, item_id: str):
+        self.kind = kind
+        self.item_id = item_id
+        super().__init__(f"{kind} {item_id!r} not found")
+
+
+class AlertStateError(DomainError):
+    """An alert or silence is in a state that does not allow the change (ack a resolved alert, expire an
+    expired silence): a 409 that names what it is and what was asked."""
+
+    def __init__(self, kind: str, item_id: str, status: str, command: str, reason: str):
+        self.kind = kind
+        self.item_id = item_id
+        self.status = status
+        self.command = command
+        self.reason = reason
+        super().__init__(f"{kind} {item_id!r}: cannot {command} while {status}: {reason}")

@@ -254,6 +254,7 @@ class AlertRaised(DomainEvent):
     severity: str
     subject: str
     message: str
+    silenced_by: str | None = None  # recorded, but the channels were not told
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,3 +262,44 @@ class AlertResolved(DomainEvent):
     alert_id: str
     rule: str
     subject: str
+    raised_at: int | None = None  # when it started firing; ``at`` is when it resolved
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRepeated(DomainEvent):
+    """A firing alert's condition fired again: grouped into it (``count`` so far), not raised twice."""
+
+    alert_id: str
+    rule: str
+    subject: str
+    severity: str
+    message: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertAcknowledged(DomainEvent):
+    alert_id: str
+    rule: str
+    subject: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SilenceCreated(DomainEvent):
+    silence_id: str
+    rule: str
+    subject: str
+    ends_at: int
+    created_by: str
+    comment: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SilenceExpired(DomainEvent):
+    """A silence ended: its time ran out (``by`` is None) or someone expired it early."""
+
+    silence_id: str
+    rule: str
+    subject: str
+    by: str | None

@@ -22,6 +22,7 @@ from litestar.openapi.config import OpenAPIConfig
 import skalds
 from skalds.bootstrap import Container, Services, start, stop
 from skalds.config import ControllerMode
+from skalds.entrypoints.api.alerts import AlertController, SilenceController
 from skalds.entrypoints.api.auth import api_key_guard
 from skalds.entrypoints.api.bodies import BoundedRequest
 from skalds.entrypoints.api.checkpoints import CheckpointController
@@ -34,7 +35,7 @@ from skalds.entrypoints.api.injection import provide_services
 from skalds.entrypoints.api.methods import AllowedMethods, answer_head, answer_options
 from skalds.entrypoints.api.nodes import SkaldController
 from skalds.entrypoints.api.prometheus import metrics
-from skalds.entrypoints.api.system import AlertController, SystemController
+from skalds.entrypoints.api.system import SystemController
 from skalds.entrypoints.api.task_logs import TaskLogController
 from skalds.entrypoints.api.tasks import TaskController, create_tasks
 from skalds.entrypoints.dashboard.routes import dashboard_router
@@ -67,6 +68,8 @@ async def api_index() -> dict[str, Any]:
             "skalds": "/api/skalds",
             "events": "/api/events",
             "system": "/api/system",
+            "alerts": "/api/alerts",
+            "silences": "/api/silences",
         },
     }
 
@@ -131,6 +134,7 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             SkaldController,
             SystemController,
             AlertController,
+            SilenceController,
             EventController,
             dashboard_router(controller.dashboard_dir),
         ],

@@ -12,6 +12,8 @@ from litestar.exceptions import ValidationException as LitestarValidationExcepti
 from pydantic import ValidationError as PydanticValidationError
 
 from skalds.domain.errors import (
+    AlertNotFoundError,
+    AlertStateError,
     BackendUnavailableError,
     ConflictError,
     IllegalTransitionError,
@@ -35,8 +37,17 @@ def error_answer(status: int, code: str, message: str, **extra: Any) -> Response
 
 def skalds_error(request: Request[Any, Any, Any], error: SkaldsError) -> Response[dict[str, Any]]:
     match error:
-        case TaskNotFoundError() | NodeNotFoundError():
+        case TaskNotFoundError() | NodeNotFoundError() | AlertNotFoundError():
             return error_answer(404, "NOT_FOUND", str(error))
+        case AlertStateError():
+            return error_answer(
+                409,
+                "INVALID_TRANSITION",
+                str(error),
+                fromStatus=error.status,
+                command=error.command,
+                reason=error.reason,
+            )
         case IllegalTransitionError():
             return error_answer(
                 409,

@@ -6,9 +6,10 @@ meaning in every field upstream's dashboard reads: ``data.heartbeat`` is upstrea
 finished, -1 failed, -2 cancelled) and ``data.lifecycleStatus`` the status after the change. Upstream's page
 takes a task's status from the newest such frame and keeps it over what REST says, so every lifecycle change
 is also sent as a ``task_heartbeat`` (marked with ``data.change``). Our own kinds (``task_status``,
-``task_verdict``, ``task_pause_not_honoured``, ``alert_raised``, ``alert_resolved``, ``frames_dropped``) go
-out as SSE messages named ``skalds`` (``event: skalds``): a browser hands those only to listeners of that
-name, so upstream's page (``onmessage``) never sees a frame it would misread. docs/upstream.md has the table.
+``task_verdict``, ``task_pause_not_honoured``, ``alert_raised``, ``alert_repeated``, ``alert_resolved``,
+``alert_acknowledged``, ``silence_created``, ``silence_expired``, ``frames_dropped``) go out as SSE
+messages named ``skalds`` (``event: skalds``): a browser hands those only to listeners of that name, so
+upstream's page (``onmessage``) never sees a frame it would misread. docs/upstream.md has the table.
 
 A batch event (``TaskHeartbeatsObserved``) becomes one frame per task, exactly as its per-task events would,
 so the SSE contract does not know batches exist.
@@ -131,14 +132,42 @@ def _frame(event: ev.DomainEvent) -> Framed | None:
                 "rule": event.rule,
                 "severity": event.severity,
                 "message": event.message,
+                "silencedBy": event.silenced_by,
             }
-            frame = {"type": "alert_raised", "subject": event.subject, "data": data, "timestamp": event.at}
-            return Framed(Stream.TASKS, frame, own=True)
+            return _own("alert_raised", event.subject, data, event.at)
         case ev.AlertResolved():
-            data = {"alertId": event.alert_id, "rule": event.rule}
-            frame = {"type": "alert_resolved", "subject": event.subject, "data": data, "timestamp": event.at}
-            return Framed(Stream.TASKS, frame, own=True)
+            data = {"alertId": event.alert_id, "rule": event.rule, "raisedAt": event.raised_at}
+            return _own("alert_resolved", event.subject, data, event.at)
+        case ev.AlertRepeated():
+            data = {
+                "alertId": event.alert_id,
+                "rule": event.rule,
+                "severity": event.severity,
+                "message": event.message,
+                "count": event.count,
+            }
+            return _own("alert_repeated", event.subject, data, event.at)
+        case ev.AlertAcknowledged():
+            data = {"alertId": event.alert_id, "rule": event.rule, "by": event.by}
+            return _own("alert_acknowledged", event.subject, data, event.at)
+        case ev.SilenceCreated():
+            data = {
+                "silenceId": event.silence_id,
+                "rule": event.rule,
+                "endsAt": event.ends_at,
+                "createdBy": event.created_by,
+                "comment": event.comment,
+            }
+            return _own("silence_created", event.subject, data, event.at)
+        case ev.SilenceExpired():
+            data = {"silenceId": event.silence_id, "rule": event.rule, "by": event.by}
+            return _own("silence_expired", event.subject, data, event.at)
     return None
+
+
+def _own(kind: str, subject: str, data: dict[str, Any], at: int) -> Framed:
+    """Alert and silence frames: about a subject (node, task, ``tasks`` or ``*``), ours only."""
+    return Framed(Stream.TASKS, {"type": kind, "subject": subject, "data": data, "timestamp": at}, own=True)
 
 
 def _online(health: str) -> str:

@@ -44,8 +44,9 @@ MEANINGS = {
     "name this server (controller.allowed_hosts)",
     401: "UNAUTHORIZED: controller.api_key is set and X-API-Key (or ?apiKey= on reads) is missing or wrong",
     403: "CROSS_SITE: a write from another site's page (its Origin or Sec-Fetch-Site)",
-    404: "NOT_FOUND: no task or node has this id",
-    409: "INVALID_TRANSITION (fromStatus, command, reason): the task's status does not allow it; CONFLICT "
+    404: "NOT_FOUND: no task, node, alert or silence has this id",
+    409: "INVALID_TRANSITION (fromStatus, command, reason): the task's (alert's, silence's) status does not "
+    "allow it; CONFLICT "
     "(currentVersion): expectedVersion is not the stored one; ALREADY_EXISTS: the id is taken",
     413: "TOO_LARGE: the body is over the endpoint's byte limit",
     415: "UNSUPPORTED_MEDIA_TYPE: a body must be sent as Content-Type: application/json",

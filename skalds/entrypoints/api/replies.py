@@ -241,14 +241,37 @@ class AlertJson(TypedDict):
     rule: str
     severity: str
     subject: str
-    message: str
-    raisedAt: int
-    resolvedAt: int | None
+    message: str  # the newest firing's text
+    status: Literal["firing", "resolved"]
+    raisedAt: int  # started firing (Alertmanager's startsAt)
+    resolvedAt: int | None  # the condition cleared (endsAt); None while firing
+    lastSeenAt: int  # the newest firing grouped into it
+    count: int  # firings grouped into it
+    acknowledgedBy: str | None
+    acknowledgedAt: int | None
+    silencedBy: str | None  # the silence muting its notifications now
     active: bool
 
 
 class AlertPage(TypedDict):
     items: list[AlertJson]
+    total: int
+
+
+class SilenceJson(TypedDict):
+    id: str
+    rule: str  # an alert rule or "*"
+    subject: str  # a node id, task id, "tasks" or "*"
+    status: Literal["active", "expired"]
+    startsAt: int
+    endsAt: int
+    createdBy: str
+    comment: str
+    expiredBy: str | None  # who ended it early; None if it ran out or still runs
+
+
+class SilencePage(TypedDict):
+    items: list[SilenceJson]
     total: int
 
 

@@ -158,7 +158,13 @@ def alert_json(alert: Alert) -> AlertJson:
         "severity": alert.severity.value,
         "subject": alert.subject,
         "message": alert.message,
+        "status": "firing" if alert.active else "resolved",
         "raisedAt": alert.raised_at,
         "resolvedAt": alert.resolved_at,
+        "lastSeenAt": alert.last_seen_at or alert.raised_at,
+        "count": alert.count,
+        "acknowledgedBy": alert.acknowledged_by,
+        "acknowledgedAt": alert.acknowledged_at,
+        "silencedBy": alert.silenced_by,
         "active": alert.active,
     }

@@ -1,4 +1,4 @@
-"""``/api/system`` and ``/api/alerts``: health per dependency, status, dashboard summary, metrics, alerts."""
+"""``/api/system``: health per dependency, status, dashboard summary, metrics, recent activity."""
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ from skalds.entrypoints.api.injection import Injected
 from skalds.entrypoints.api.openapi import READ, error_responses
 from skalds.entrypoints.api.replies import (
     ActivityReply,
-    AlertPage,
     HealthReply,
     MetricsReply,
     SummaryReply,
     SystemStatusReply,
 )
-from skalds.entrypoints.api.schemas import alert_json, summary_json
+from skalds.entrypoints.api.schemas import summary_json
 
 PROBE_TIMEOUT_S = 2.0
 UNHEALTHY = ResponseSpec(
@@ -133,14 +132,3 @@ class SystemController(Controller):
         # what happened, once each: not upstream's copy of a change (a task_heartbeat with ``change``)
         frames = [framed.frame for event in recent for framed in frames_for(event)]
         return {"items": [f for f in frames if not (f["type"] == "task_heartbeat" and "change" in f["data"])]}
-
-
-class AlertController(Controller):
-    path = "/api/alerts"
-
-    @get(["/", ""], responses=error_responses(*READ, 422))
-    async def alerts(
-        self, services: Injected, active: FromQuery[bool] = False, limit: FromQuery[int] = 100
-    ) -> AlertPage:
-        chosen = services.alerts.active() if active else services.alerts.history(min(max(limit, 1), 1_000))
-        return {"items": [alert_json(a) for a in chosen], "total": len(chosen)}

@@ -1,5 +1,6 @@
 """The argparse wiring of the client commands: ``skalds task create|list|show|cancel|pause|resume|retry|
-update|watch`` and ``skalds nodes``, each with ``--api``, ``--api-key`` and ``--json`` (docs/cli.md)."""
+update|watch``, ``skalds nodes`` and ``skalds alerts ...``, each with ``--api``, ``--api-key`` and ``--json``
+(docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import json
 from typing import Any
 
 from skalds.domain.task import TaskStatus
+from skalds.entrypoints.client.alerts import add_alert_commands
 from skalds.entrypoints.client.create_file import DEFAULT_BATCH_SIZE
 
-CLIENT_COMMANDS = frozenset({"task", "nodes"})
+CLIENT_COMMANDS = frozenset({"task", "nodes", "alerts"})
 STEERING = {
     "cancel": "cancel the task (a running worker is asked to stop)",
     "pause": "pause a running task",
@@ -168,3 +170,4 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_alert_commands(commands, common, EXIT_CODES)

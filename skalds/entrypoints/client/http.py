@@ -148,3 +148,19 @@ class ApiClient:
                 yield from read_frames(response.iter_lines())
         except httpx.TransportError as error:
             raise ApiUnreachableError(self.base_url, _reason(error)) from error
+
+    def alerts(self, *, active: bool, limit: int = 100) -> dict[str, Any]:
+        return dict(self._call("GET", "/api/alerts", params={"active": str(active).lower(), "limit": limit}))
+
+    def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/api/alerts/{quote(alert_id, safe='')}/ack", json={"by": by}))
+
+    def silences(self, *, active: bool) -> dict[str, Any]:
+        return dict(self._call("GET", "/api/silences", params={"active": str(active).lower()}))
+
+    def silence(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "/api/silences", json=dict(body)))
+
+    def expire_silence(self, silence_id: str, by: str) -> dict[str, Any]:
+        path = f"/api/silences/{quote(silence_id, safe='')}"
+        return dict(self._call("DELETE", path, params={"by": by}))

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from skalds.entrypoints.client.alerts import run_alerts
 from skalds.entrypoints.client.commands import STEERING
 from skalds.entrypoints.client.create_file import DEFAULT_BATCH_SIZE, FileError, create_from_file
 from skalds.entrypoints.client.http import ApiClient, ApiError, ApiUnreachableError
@@ -198,9 +199,14 @@ def _api_url(args: argparse.Namespace) -> str:
 
 
 def run_client(args: argparse.Namespace) -> int:
-    """The ``task`` and ``nodes`` commands; returns the exit code."""
-    command = "skalds nodes" if args.command == "nodes" else f"skalds task {args.task_command}"
-    handler = _nodes if args.command == "nodes" else HANDLERS[args.task_command]
+    """The ``task``, ``nodes`` and ``alerts`` commands; returns the exit code."""
+    handler: Handler
+    if args.command == "nodes":
+        command, handler = "skalds nodes", _nodes
+    elif args.command == "alerts":
+        command, handler = f"skalds alerts {args.alerts_command}", run_alerts
+    else:
+        command, handler = f"skalds task {args.task_command}", HANDLERS[args.task_command]
     out = sys.stdout
     try:
         api_key = args.api_key or os.environ.get("SKALDS_API_KEY") or None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -50,6 +51,24 @@ async def test_an_alert_is_posted_as_json(receiver: tuple[str, list[dict[str, An
     assert (payload["subject"], payload["message"], payload["raisedAt"]) == ("n1", "node n1 offline", 5)
     assert (payload["active"], payload["resolvedAt"]) == (True, None)
     assert payload["text"] == "[CRITICAL] node n1 offline"
+
+
+async def test_firing_and_resolved_are_posted_in_alertmanagers_shape(
+    receiver: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, received = receiver
+    channel = WebhookNotificationChannel(url)
+    await channel.notify(ALERT)
+    await channel.notify(replace(ALERT, resolved_at=60_005))
+    firing, resolved = received
+    assert (firing["version"], firing["status"], resolved["status"]) == ("4", "firing", "resolved")
+    assert firing["groupKey"] == resolved["groupKey"] == "node_offline:n1"
+    [alert] = resolved["alerts"]
+    assert alert["labels"] == {"alertname": "node_offline", "subject": "n1", "severity": "critical"}
+    assert alert["annotations"] == {"summary": "node n1 offline"}
+    assert (alert["startsAt"], alert["endsAt"]) == ("1970-01-01T00:00:00.005Z", "1970-01-01T00:01:00.005Z")
+    assert firing["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"  # Alertmanager's "not yet"
+    assert alert["fingerprint"] == "a1" and resolved["text"].endswith("(resolved)")
 
 
 async def test_an_unreachable_webhook_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,102 +1,209 @@
-// Alerts: the active ones, and the history (newest first, capped). Raised and resolved frames patch both.
+// Alerts: the firing ones (acknowledge, silence), the history (firing and resolved, both times), and the
+// silences (expire). Every alert or silence frame re-reads the three lists (throttled): the server decides
+// grouping, silencing and what resolved, so the page never guesses.
 
-import { alertSubject, prependCapped } from "../activity.js";
+import { alertSubject } from "../activity.js";
 import { api } from "../api.js";
-import { ago, h, replace, setAgo } from "../dom.js";
-import { refused } from "../notice.js";
+import { ago, h, replace, throttle } from "../dom.js";
+import { notify, refused } from "../notice.js";
 
 const HISTORY_LIMIT = 200;
+const NAME_STORAGE = "skalds.operator";
+const DURATIONS = [
+  ["15 min", 15 * 60_000],
+  ["1 hour", 3_600_000],
+  ["4 hours", 4 * 3_600_000],
+  ["1 day", 24 * 3_600_000],
+];
+const FRAMES = new Set([
+  "alert_raised",
+  "alert_repeated",
+  "alert_resolved",
+  "alert_acknowledged",
+  "silence_created",
+  "silence_expired",
+]);
 
-function subject(alert) {
-  return alertSubject(alert.rule, alert.subject);
+const severity = (a) => h("span", { class: `severity severity-${a.severity}` }, a.severity);
+const cell = (...children) => h("td", {}, ...children);
+
+function grid(id, headers, body) {
+  const head = h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t))));
+  return h("table", { class: "grid", id }, head, body);
 }
 
-function row(alert) {
-  const resolved = ago(alert.resolvedAt);
-  const tr = h(
-    "tr",
-    { "data-alert": alert.id, class: alert.active ? "" : "resolved" },
-    h("td", {}, h("span", { class: `severity severity-${alert.severity}` }, alert.severity)),
-    h("td", {}, alert.rule),
-    h("td", {}, subject(alert)),
-    h("td", {}, alert.message),
-    h("td", {}, ago(alert.raisedAt)),
-    h("td", {}, resolved),
-  );
-  tr.resolve = (at) => {
-    tr.classList.add("resolved");
-    setAgo(resolved, at);
-  };
-  return tr;
-}
-
-function table(id, body) {
-  return h(
-    "table",
-    { class: "grid", id },
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        ["Severity", "Rule", "Subject", "Message", "Raised", "Resolved"].map((t) => h("th", {}, t)),
-      ),
-    ),
-    body,
-  );
+function empty(body, columns, text) {
+  if (!body.children.length) {
+    body.append(h("tr", { class: "empty" }, h("td", { colspan: columns, class: "muted" }, text)));
+  }
 }
 
 export function mount(root) {
-  const active = h("tbody");
+  const firing = h("tbody");
   const past = h("tbody");
-  const empty = (body, text) =>
-    body.children.length ||
-    body.append(h("tr", { class: "empty" }, h("td", { colspan: 6, class: "muted" }, text)));
+  const silences = h("tbody");
+  const name = h("input", {
+    id: "operator-name",
+    placeholder: "dashboard",
+    value: localStorage.getItem(NAME_STORAGE) || "",
+    "aria-label": "your name, recorded with acknowledgements and silences",
+    onchange: () => localStorage.setItem(NAME_STORAGE, name.value.trim()),
+  });
+  const duration = h(
+    "select",
+    { id: "silence-duration", "aria-label": "how long a silence lasts" },
+    DURATIONS.map(([label, ms]) => h("option", { value: String(ms), selected: ms === 3_600_000 }, label)),
+  );
+  const who = () => name.value.trim() || "dashboard";
+
+  async function act(what, call) {
+    try {
+      await call();
+      notify(what);
+      refresh();
+    } catch (error) {
+      refused(what, error);
+    }
+  }
+
+  const acknowledge = (a) =>
+    act(`Acknowledged ${a.rule} on ${a.subject}`, () =>
+      api(`/api/alerts/${encodeURIComponent(a.id)}/ack`, { method: "POST", body: { by: who() } }),
+    );
+  const silence = (a) =>
+    act(`Silenced ${a.rule} on ${a.subject}`, () =>
+      api("/api/silences", {
+        method: "POST",
+        body: { rule: a.rule, subject: a.subject, durationMs: Number(duration.value), createdBy: who() },
+      }),
+    );
+  const expire = (s) =>
+    act(`Ended the silence of ${s.rule} on ${s.subject}`, () =>
+      api(`/api/silences/${encodeURIComponent(s.id)}?by=${encodeURIComponent(who())}`, { method: "DELETE" }),
+    );
+
+  function firingRow(a) {
+    const ack = a.acknowledgedBy
+      ? h("span", { class: "acknowledged" }, `${a.acknowledgedBy}, `, ago(a.acknowledgedAt))
+      : h("button", { type: "button", "data-action": "ack", onclick: () => acknowledge(a) }, "Acknowledge");
+    const muted = a.silencedBy
+      ? h("span", { class: "muted", "data-silenced": a.silencedBy }, "silenced")
+      : h("button", { type: "button", "data-action": "silence", onclick: () => silence(a) }, "Silence");
+    return h(
+      "tr",
+      { "data-alert": a.id },
+      cell(severity(a)),
+      cell(a.rule),
+      cell(alertSubject(a.rule, a.subject)),
+      cell(a.message),
+      h("td", { class: "count" }, String(a.count)),
+      cell(ago(a.raisedAt)),
+      cell(ago(a.lastSeenAt)),
+      cell(ack),
+      cell(muted),
+    );
+  }
+
+  function historyRow(a) {
+    return h(
+      "tr",
+      { "data-alert": a.id, "data-status": a.status, class: a.active ? "" : "resolved" },
+      cell(severity(a)),
+      cell(h("span", { class: `alert-status alert-${a.status}` }, a.status)),
+      cell(a.rule),
+      cell(alertSubject(a.rule, a.subject)),
+      cell(a.message),
+      h("td", { class: "count" }, String(a.count)),
+      cell(ago(a.raisedAt)),
+      cell(a.resolvedAt ? ago(a.resolvedAt) : "—"),
+    );
+  }
+
+  function silenceRow(s) {
+    const end =
+      s.status === "active"
+        ? h("button", { type: "button", "data-action": "expire", onclick: () => expire(s) }, "Expire")
+        : h("span", { class: "muted" }, s.expiredBy ? `ended by ${s.expiredBy}` : "ran out");
+    return h(
+      "tr",
+      { "data-silence": s.id, "data-status": s.status, class: s.status === "active" ? "" : "resolved" },
+      cell(s.rule),
+      cell(s.subject),
+      cell(s.status),
+      cell(ago(s.startsAt)),
+      cell(new Date(s.endsAt).toLocaleString()),
+      cell(s.createdBy),
+      cell(s.comment || ""),
+      cell(end),
+    );
+  }
+
   root.append(
     h("h1", {}, "Alerts"),
-    h("section", { class: "panel" }, h("h2", {}, "Active"), table("active-alerts-table", active)),
-    h("section", { class: "panel" }, h("h2", {}, "History"), table("alert-history-table", past)),
+    h(
+      "div",
+      { class: "alert-controls" },
+      h("label", { for: "operator-name" }, "Your name"),
+      name,
+      h("label", { for: "silence-duration" }, "Silence for"),
+      duration,
+    ),
+    h(
+      "section",
+      { class: "panel" },
+      h("h2", {}, "Firing"),
+      grid(
+        "active-alerts-table",
+        ["Severity", "Rule", "Subject", "Message", "Count", "Raised", "Last seen", "Acknowledged", ""],
+        firing,
+      ),
+    ),
+    h(
+      "section",
+      { class: "panel" },
+      h("h2", {}, "Silences"),
+      grid(
+        "silences-table",
+        ["Rule", "Subject", "Status", "Created", "Until", "By", "Comment", ""],
+        silences,
+      ),
+    ),
+    h(
+      "section",
+      { class: "panel" },
+      h("h2", {}, "History"),
+      grid(
+        "alert-history-table",
+        ["Severity", "Status", "Rule", "Subject", "Message", "Count", "Raised", "Resolved"],
+        past,
+      ),
+    ),
   );
 
   async function load() {
     try {
-      const [now, then] = await Promise.all([
+      const [now, then, muted] = await Promise.all([
         api("/api/alerts?active=true"),
         api(`/api/alerts?limit=${HISTORY_LIMIT}`),
+        api("/api/silences"),
       ]);
-      replace(active, now.items.map(row));
-      replace(past, then.items.map(row));
-      empty(active, "No active alerts");
-      empty(past, "No alerts yet");
+      replace(firing, ...now.items.map(firingRow));
+      replace(past, ...then.items.map(historyRow));
+      replace(silences, ...muted.items.map(silenceRow));
+      empty(firing, 9, "No active alerts");
+      empty(past, 8, "No alerts yet");
+      empty(silences, 8, "No silences");
     } catch (error) {
       refused("Loading alerts", error);
     }
   }
 
+  const refresh = throttle(load, 500);
+
   function onFrame(frame) {
-    const d = frame.data || {};
-    if (frame.type === "alert_raised") {
-      const alert = {
-        id: d.alertId,
-        rule: d.rule,
-        severity: d.severity,
-        subject: frame.subject,
-        message: d.message,
-        raisedAt: frame.timestamp,
-        active: true,
-      };
-      for (const body of [active, past]) {
-        body.querySelector("tr.empty")?.remove();
-        prependCapped(body, row(alert), HISTORY_LIMIT);
-      }
-    } else if (frame.type === "alert_resolved") {
-      active.querySelector(`tr[data-alert="${CSS.escape(d.alertId)}"]`)?.remove();
-      past.querySelector(`tr[data-alert="${CSS.escape(d.alertId)}"]`)?.resolve(frame.timestamp);
-      empty(active, "No active alerts");
-    }
+    if (FRAMES.has(frame.type)) refresh();
   }
 
   load();
-  return { onFrame, resync: load };
+  return { onFrame, resync: load, unmount: () => refresh.cancel() };
 }
