@@ -30,6 +30,7 @@ from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerF
 from skalds.adapters.mongo.repository import mongo_task_repository
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
+from skalds.adapters.psutil_meter import PsutilResourceMeter
 from skalds.adapters.redis.live_state import RedisLiveStateStore, redis_live_state_store
 from skalds.adapters.sqlite.repository import sqlite_task_repository
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
@@ -54,6 +55,7 @@ from skalds.domain.ports import (
     IdGenerator,
     LiveStateStore,
     NotificationChannel,
+    ResourceMeter,
     TaskRepository,
     UpstreamRequestSource,
     WorkerSupervisor,
@@ -329,8 +331,10 @@ def build_process_node(
     cancel_grace_s: float = 10.0,
     kill_grace_s: float = 5.0,
     start_method: str = "forkserver",
+    meter: ResourceMeter | None = None,
 ) -> tuple[NodeRuntime, ProcessWorkerSupervisor]:
-    """A node running each task in its own OS process (``worker_paths``: class name -> import path)."""
+    """A node running each task in its own OS process (``worker_paths``: class name -> import path); with a
+    ``meter`` (``resource_meter()``), it measures its CPU and memory and its workers'."""
     supervisor = ProcessWorkerSupervisor(
         worker_paths,
         heartbeat_period_s=heartbeat_period_s,
@@ -341,7 +345,12 @@ def build_process_node(
         node_id=identity.id,
         checkpoint_limit_bytes=services.settings.limits.checkpoint_bytes,
     )
-    return _node(services, identity, supervisor), supervisor
+    return _node(services, identity, supervisor, meter), supervisor
+
+
+def resource_meter() -> ResourceMeter:
+    """What a real node measures itself with."""
+    return PsutilResourceMeter()
 
 
 def build_node(
@@ -350,12 +359,16 @@ def build_node(
     workers: Mapping[str, WorkerFunction],
     *,
     cancel_grace_s: float = 5.0,
+    meter: ResourceMeter | None = None,
 ) -> NodeRuntime:
     """A node running ``workers`` in this process (the embedded mode and the tests)."""
-    return _node(services, identity, InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s))
+    supervisor = InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s)
+    return _node(services, identity, supervisor, meter)
 
 
-def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervisor) -> NodeRuntime:
+def _node(
+    services: Services, identity: NodeIdentity, supervisor: WorkerSupervisor, meter: ResourceMeter | None
+) -> NodeRuntime:
     """A node that fences itself once out of touch for the heartbeat suspect time, its workers gone before
     the dead time (when the monitor re-queues their tasks)."""
     return NodeRuntime(
@@ -368,6 +381,7 @@ def _node(services: Services, identity: NodeIdentity, supervisor: WorkerSupervis
         checkpoints=services.checkpoints,
         lease_ms=services.settings.heartbeat.suspect_after_ms,
         stop_within_ms=lease_stop_within_ms(services.settings),
+        meter=meter,
     )
 
 

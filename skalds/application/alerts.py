@@ -113,11 +113,21 @@ class AlertService:
                 over.append(f"CPU {node.cpu_percent:.0f}% > {limits.max_cpu_percent:g}%")
             if node.memory_percent is not None and node.memory_percent > limits.max_memory_percent:
                 over.append(f"memory {node.memory_percent:.0f}% > {limits.max_memory_percent:g}%")
+            was_over = (AlertRule.NODE_RESOURCES, node.id) in self._active
             if over:
-                await self._raise(
-                    AlertRule.NODE_RESOURCES, node.id, Severity.WARNING, f"node {node.id}: {', '.join(over)}"
-                )
+                message = f"node {node.id}: {', '.join(over)}"
+                if not was_over:
+                    log.info("resource alert raised: %s", message, extra={"node": node.id})
+                await self._raise(AlertRule.NODE_RESOURCES, node.id, Severity.WARNING, message)
             else:
+                if was_over:
+                    log.info(
+                        "resource alert resolved: node %s is back under its limits (CPU %s, memory %s)",
+                        node.id,
+                        "?" if node.cpu_percent is None else f"{node.cpu_percent:.0f}%",
+                        "?" if node.memory_percent is None else f"{node.memory_percent:.0f}%",
+                        extra={"node": node.id},
+                    )
                 await self._resolve(AlertRule.NODE_RESOURCES, node.id)
         while self._outcomes and self._outcomes[0][0] < now - limits.failure_window_ms:
             self._outcomes.popleft()
