@@ -31,6 +31,7 @@ from skalds.adapters.memory.task_logs import InMemoryTaskLogStore
 from skalds.adapters.mongo.repository import mongo_task_repository
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
+from skalds.adapters.psutil_meter import PsutilResourceMeter
 from skalds.adapters.redis.live_state import RedisLiveStateStore, redis_live_state_store
 from skalds.adapters.redis.task_logs import RedisTaskLogStore, redis_task_log_store
 from skalds.adapters.sqlite.repository import sqlite_task_repository
@@ -59,6 +60,7 @@ from skalds.domain.ports import (
     LiveStateStore,
     LogShipper,
     NotificationChannel,
+    ResourceMeter,
     TaskLogStore,
     TaskRepository,
     UpstreamRequestSource,
@@ -367,8 +369,10 @@ def build_process_node(
     cancel_grace_s: float = 10.0,
     kill_grace_s: float = 5.0,
     start_method: str = "forkserver",
+    meter: ResourceMeter | None = None,
 ) -> tuple[NodeRuntime, ProcessWorkerSupervisor]:
-    """A node running each task in its own OS process (``worker_paths``: class name -> import path)."""
+    """A node running each task in its own OS process (``worker_paths``: class name -> import path); with a
+    ``meter`` (``resource_meter()``), it measures its CPU and memory and its workers'."""
     supervisor = ProcessWorkerSupervisor(
         worker_paths,
         heartbeat_period_s=heartbeat_period_s,
@@ -381,7 +385,12 @@ def build_process_node(
         capture=services.settings.task_logs.capture_setup(),
     )
     output = OutputShipper(identity.id, supervisor, services.log_shipper)
-    return _node(services, identity, supervisor, output), supervisor
+    return _node(services, identity, supervisor, meter, output), supervisor
+
+
+def resource_meter() -> ResourceMeter:
+    """What a real node measures itself with."""
+    return PsutilResourceMeter()
 
 
 def build_node(
@@ -390,15 +399,18 @@ def build_node(
     workers: Mapping[str, WorkerFunction],
     *,
     cancel_grace_s: float = 5.0,
+    meter: ResourceMeter | None = None,
 ) -> NodeRuntime:
     """A node running ``workers`` in this process (the embedded mode and the tests)."""
-    return _node(services, identity, InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s))
+    supervisor = InProcessWorkerSupervisor(workers, cancel_grace_s=cancel_grace_s)
+    return _node(services, identity, supervisor, meter)
 
 
 def _node(
     services: Services,
     identity: NodeIdentity,
     supervisor: WorkerSupervisor,
+    meter: ResourceMeter | None,
     output: OutputShipper | None = None,
 ) -> NodeRuntime:
     """A node that fences itself once out of touch for the heartbeat suspect time, its workers gone before
@@ -413,6 +425,7 @@ def _node(
         checkpoints=services.checkpoints,
         lease_ms=services.settings.heartbeat.suspect_after_ms,
         stop_within_ms=lease_stop_within_ms(services.settings),
+        meter=meter,
         output=output,
     )
 

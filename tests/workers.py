@@ -211,3 +211,22 @@ class Talker(BaseTaskWorker[Settings]):
         assert self.attachments is not None
         if self.attachments.fps:
             raise RuntimeError("the camera went away")
+
+
+class Spin(BaseTaskWorker[Settings]):
+    """Keeps one CPU busy (and holds some memory) until cancelled: the load resource use is measured by."""
+
+    @run_main_handler
+    def main(self) -> None:
+        ballast = bytearray(32 * 1024 * 1024)  # touched, so it is resident
+        for offset in range(0, len(ballast), 4096):
+            ballast[offset] = 1
+        spins = 0
+        while True:
+            spins += 1
+            if spins % 100_000 == 0:
+                self.context.checkpoint()  # honours cancel and pause
+                self.context.report_progress(spins)
+
+
+SPIN = {"Spin": "tests.workers:Spin"}

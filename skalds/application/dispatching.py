@@ -44,6 +44,7 @@ from skalds.domain.ports import (
     TaskQuery,
     TaskRepository,
 )
+from skalds.domain.resources import usage_over
 from skalds.domain.task import LIVE, Task, TaskMode, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class Dispatcher:
         self.counters = DispatcherCounters()
         self.full = False  # the last cycle found no free slot on any node
         self._wake: asyncio.Event | None = None  # set while ``run`` runs
+        self._over_limits: set[str] = set()  # nodes whose last reading was over a resource threshold
 
     def pending_reason(self, task_id: str) -> str | None:
         """Why a queued task was not assigned in the last cycle, for the API."""
@@ -151,6 +153,7 @@ class Dispatcher:
         nodes, queued, busy = await asyncio.gather(
             self._live.list_nodes(), self._queue.tasks(), self._busy.tasks()
         )
+        self._note_resources(nodes)
         loads = Counter(task.executor for task in busy if task.executor)
         late = [task for task in queued if _expired(task, now)]
         expired = await self._expire(late, now) if late else 0
@@ -182,6 +185,41 @@ class Dispatcher:
         self.counters.lost += lost
         self.counters.expired += expired
         return DispatchReport(assigned=len(won), lost=lost, pending=len(reasons), expired=expired)
+
+    def _note_resources(self, nodes: Sequence[Node]) -> None:
+        """INFO when a node's reading goes over a dispatch threshold (it takes no new work) or back under."""
+        limits = self._thresholds
+        if limits.max_cpu_percent is None and limits.max_memory_percent is None:
+            return
+        over_now: set[str] = set()
+        for node in nodes:
+            over = usage_over(
+                node.cpu_percent,
+                node.memory_percent,
+                max_cpu_percent=limits.max_cpu_percent,
+                max_memory_percent=limits.max_memory_percent,
+            )
+            if over:
+                over_now.add(node.id)
+            if bool(over) == (node.id in self._over_limits):
+                continue
+            fields = {"node": node.id, "cpu_percent": node.cpu_percent, "memory_percent": node.memory_percent}
+            if over:
+                log.info(
+                    "node %s is over its dispatch limits (%s): no new tasks",
+                    node.id,
+                    ", ".join(over),
+                    extra=fields,
+                )
+            else:
+                log.info(
+                    "node %s is back under its dispatch limits (CPU %s, memory %s): it takes tasks again",
+                    node.id,
+                    _pct(node.cpu_percent),
+                    _pct(node.memory_percent),
+                    extra=fields,
+                )
+        self._over_limits = over_now
 
     async def retry_due(self) -> int:
         """Move failed tasks whose backoff has passed back to the queue."""
@@ -319,6 +357,10 @@ class Dispatcher:
                 if change.task.id not in lost:
                     view.stored(change.task)
         return lost
+
+
+def _pct(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0f}%"
 
 
 def _expired(task: Task, now: int) -> bool:

@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 from skalds.application.edge_adoption import EdgeAdoption, EdgeTask
 from skalds.application.output_shipping import OutputShipper
+from skalds.application.resource_watch import ResourceWatch
 from skalds.domain.checkpoints import Checkpoint
 from skalds.domain.commands import (
     AssignTask,
@@ -42,6 +43,7 @@ from skalds.domain.ports import (
     EventPublisher,
     EventSubscriber,
     LiveStateStore,
+    ResourceMeter,
     TaskOrder,
     TaskQuery,
     TaskRepository,
@@ -86,12 +88,15 @@ class NodeRuntime:
         lease_ms: int | None = None,
         stop_within_ms: int | None = None,
         output: OutputShipper | None = None,
+        meter: ResourceMeter | None = None,
     ) -> None:
         """``lease_ms``: after this long without a heartbeat reaching the live-state store, the node stops
         its own workers, because the monitor will soon give their tasks to other nodes; they are stopped
         within ``stop_within_ms`` (escalating sooner than a cancel's usual grace). Keep the sum below the
         monitor's dead-after, so a task is re-queued only once its old worker is gone. ``output`` ships the
-        workers' output (a loop of its own beside the others; what waits at stop is shipped then)."""
+        workers' output (a loop of its own beside the others; what waits at stop is shipped then). ``meter``:
+        how the node measures its CPU and memory and its workers' (a beat publishes the reading the previous
+        one began)."""
         self.identity = identity
         self._repository = repository
         self._live = live
@@ -105,6 +110,7 @@ class NodeRuntime:
         self._checkpoint_base: dict[str, int] = {}  # task -> sequence its worker's saves count on from
         self._storing: asyncio.Task[None] | None = None
         self._checkpoint_store_failing = False
+        self._resources = ResourceWatch(meter, identity.id) if meter is not None else None
         self._edges = EdgeAdoption(
             identity.id,
             repository,
@@ -309,11 +315,22 @@ class NodeRuntime:
         reported = await self._report(self._due_beats, now)
         await self._publish_node(now)
         self._last_contact = now
+        if self._resources is not None:  # the next beat's numbers, read beside the beats
+            self._resources.start(self._worker_pids())
         if told := tuple(task_id for task_id in reported if task_id in owed):
             await self._tell_monitor(told)  # the change reporter may say it again: harmless
         if self._checkpoints is not None and (self._storing is None or self._storing.done()):
             # the repository write runs beside the beat, never in it: a slow database must not starve it
             self._storing = asyncio.create_task(self._store_checkpoints_logged(), name="store-checkpoints")
+
+    async def measure_resources(self) -> None:
+        """Take a resource reading now and wait for it (what each beat starts beside itself)."""
+        if self._resources is not None:
+            await self._resources.measure(self._worker_pids())
+
+    def _worker_pids(self) -> dict[str, int]:
+        states = self._supervisor.states().items()
+        return {t: state.pid for t, state in states if state.pid is not None and state.outcome is None}
 
     async def _store_checkpoints_logged(self) -> None:
         try:
@@ -656,6 +673,7 @@ class NodeRuntime:
             for task_id, state in due:
                 sequence = self._sequences.get(task_id, 0) + 1
                 self._sequences[task_id] = sequence
+                usage = self._resources.task(task_id) if self._resources and state.outcome is None else None
                 report = HeartbeatReport(
                     received_at=now,
                     sequence=sequence,
@@ -668,6 +686,8 @@ class NodeRuntime:
                     progress_total=state.progress_total,
                     progress_unit=state.progress_unit,
                     progress_message=state.progress_message,
+                    cpu_percent=usage.cpu_percent if usage is not None else None,
+                    memory_bytes=usage.memory_bytes if usage is not None else None,
                 )
                 reports.append((task_id, report))
             await self._live.record_heartbeats(reports)
@@ -716,6 +736,7 @@ class NodeRuntime:
     async def _publish_node(self, now: int) -> None:
         identity = self.identity
         running = frozenset(self._running())
+        usage = self._resources.node if self._resources is not None else None
         await self._live.put_node(
             Node(
                 id=identity.id,
@@ -726,6 +747,8 @@ class NodeRuntime:
                 labels=identity.labels,
                 registered_at=self._registered_at if self._registered_at is not None else now,
                 last_heartbeat_at=now,
+                cpu_percent=usage.cpu_percent if usage is not None else None,
+                memory_percent=usage.memory_percent if usage is not None else None,
                 draining=self.draining,
             )
         )

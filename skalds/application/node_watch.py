@@ -84,7 +84,12 @@ class NodeWatch:
                 self._node_beats[node_id] = beat
                 out.append(
                     ev.NodeHeartbeatObserved(
-                        at=now, node_id=node_id, tasks=tuple(sorted(node.current_tasks)), health=current.value
+                        at=now,
+                        node_id=node_id,
+                        tasks=tuple(sorted(node.current_tasks)),
+                        health=current.value,
+                        cpu_percent=node.cpu_percent,
+                        memory_percent=node.memory_percent,
                     )
                 )
             known = node or self._nodes.get(node_id)

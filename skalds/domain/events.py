@@ -132,6 +132,8 @@ class NodeHeartbeatObserved(NodeEvent):
 
     tasks: tuple[str, ...]
     health: str
+    cpu_percent: float | None = None  # the node's latest reading, when it measures itself
+    memory_percent: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,6 +46,8 @@ class HeartbeatReport:
     progress_total: float | None = None  # what ``progress`` counts up to, when the worker knows it
     progress_unit: str | None = None  # what it counts: "frames", "rows", "pages"
     progress_message: str | None = None  # a word on where it is: "decoding", "waiting for the camera"
+    cpu_percent: float | None = None  # the worker process's CPU as its node measured it (100 = one CPU)
+    memory_bytes: int | None = None  # and its resident memory (RSS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ in-memory twin and the real one) must pass that suite.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -17,6 +17,7 @@ from skalds.domain.commands import NodeCommand
 from skalds.domain.events import DomainEvent
 from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import Node
+from skalds.domain.resources import ResourceReading
 from skalds.domain.task import Task, TaskMode, TaskStatus
 from skalds.domain.task_logs import LogLine, LogPage, LogQuery
 from skalds.domain.upstream_requests import UpstreamRequest
@@ -341,6 +342,15 @@ class WorkerSupervisor(Protocol):
     async def shutdown(self) -> None:
         """Cancel every worker and wait for them to end."""
         ...
+
+
+class ResourceMeter(Protocol):
+    """Measures this node's machine and some of its processes. Blocking: callers run it off the event loop.
+
+    A process's CPU is what it used since the previous ``measure`` that asked for it, so the first reading
+    of a pid is 0; pids that are gone are left out of the reading. Raises nothing for an unknown pid."""
+
+    def measure(self, pids: Collection[int]) -> ResourceReading: ...
 
 
 class NotificationChannel(Protocol):

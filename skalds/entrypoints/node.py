@@ -28,6 +28,7 @@ from skalds.bootstrap import (
     configure_logging,
     edge_tasks,
     import_worker_class,
+    resource_meter,
     start,
     stop,
     tune_garbage_collector,
@@ -109,6 +110,7 @@ class Skald:
             cancel_grace_s=node_settings.cancel_grace_ms / 1000,
             kill_grace_s=node_settings.kill_grace_ms / 1000,
             start_method=node_settings.start_method,
+            meter=resource_meter(),
         )
         for name, worker_class in self._workers.items():
             services.catalog.register(name, worker_class.get_data_model())

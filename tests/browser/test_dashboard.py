@@ -5,6 +5,7 @@ cancelled without a reload. A screenshot of each page goes to artifacts/screensh
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ async def test_nodes_page_lists_the_nodes_the_api_knows(
         for name in node["supportedTasks"]:
             await expect(row.locator(".chip", has_text=name)).to_be_visible()
         await expect(row.locator("time")).to_have_text("just now")  # heartbeats keep coming in live
+        await expect(row.locator("[data-usage]")).to_have_text(re.compile(r"^\d+% / \d+%$"))  # measured
     await page.screenshot(path=screenshots / "nodes.png", full_page=True)
 
 
@@ -126,6 +128,8 @@ async def test_a_task_created_on_the_page_runs_progresses_and_is_cancelled_live(
         "first => Number(document.querySelector('#task-progress').dataset.progress) > first", arg=first
     )
     await expect(page.locator("#heartbeats tr").first).to_be_visible()
+    # its worker process, as the node measures it (a countdown mostly sleeps: its CPU may read 0%)
+    await expect(page.locator("#task-usage")).to_have_text(re.compile(r"^CPU \d+% · RSS \d+\.\d MiB$"))
     await page.screenshot(path=screenshots / "task.png", full_page=True)
 
     await page.click("#task-actions button[data-action=cancel]")

@@ -32,7 +32,15 @@ class LiveStateStoreContract:
     async def test_the_latest_heartbeat_round_trips(self, store: LiveStateStore, clock: FakeClock) -> None:
         now = clock.now_ms()
         report = beat(
-            now, 3, progress=12.5, error="slow camera", paused=True, applied_attachments_version=2, attempt=1
+            now,
+            3,
+            progress=12.5,
+            error="slow camera",
+            paused=True,
+            applied_attachments_version=2,
+            attempt=1,
+            cpu_percent=87.5,
+            memory_bytes=123_456_789,
         )
         stored = await store.record_heartbeat("t1", report)
         assert stored.progress_changed_at == now

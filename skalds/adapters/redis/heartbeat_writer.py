@@ -220,6 +220,8 @@ def _stamped(report: HeartbeatReport, progress_changed_at: int | None) -> Heartb
         progress_total=report.progress_total,
         progress_unit=report.progress_unit,
         progress_message=report.progress_message,
+        cpu_percent=report.cpu_percent,
+        memory_bytes=report.memory_bytes,
     )
 
 

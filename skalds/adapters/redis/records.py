@@ -47,6 +47,10 @@ def report_fields(report: HeartbeatReport) -> dict[str, Any]:
         fields["u"] = report.progress_unit
     if report.progress_message is not None:
         fields["m"] = report.progress_message
+    if report.cpu_percent is not None:
+        fields["k"] = report.cpu_percent
+    if report.memory_bytes is not None:
+        fields["b"] = report.memory_bytes
     if report.progress is not None:
         fields["p"] = report.progress
     return fields
@@ -79,6 +83,8 @@ _SHORT_KEYS = {
     "progress_total": "t",
     "progress_unit": "u",
     "progress_message": "m",
+    "cpu_percent": "k",
+    "memory_bytes": "b",
 }
 
 
@@ -99,6 +105,8 @@ class StoredFields(msgspec.Struct, rename=_SHORT_KEYS, gc=False):
     progress_total: int | float | None = None
     progress_unit: str | None = None
     progress_message: str | None = None
+    cpu_percent: int | float | None = None
+    memory_bytes: int | None = None
 
 
 _REPORT_FIELDS = (
@@ -114,6 +122,8 @@ _REPORT_FIELDS = (
     "progress_total",
     "progress_unit",
     "progress_message",
+    "cpu_percent",
+    "memory_bytes",
 )
 
 
@@ -159,6 +169,8 @@ class ReportDecoder:
             total,
             unit,
             message,
+            cpu,
+            rss,
         ) = self._slots
         received(report, stored.received_at)
         sequence(report, stored.sequence)
@@ -172,6 +184,8 @@ class ReportDecoder:
         total(report, stored.progress_total)
         unit(report, stored.progress_unit)
         message(report, stored.progress_message)
+        cpu(report, stored.cpu_percent)
+        rss(report, stored.memory_bytes)
         return report
 
     def decode(self, raw: bytes | str) -> StoredReport:

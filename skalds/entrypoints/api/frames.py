@@ -116,6 +116,8 @@ def _frame(event: ev.DomainEvent) -> Framed | None:
                 "health": event.health,
                 "tasks": list(event.tasks),
             }
+            if event.cpu_percent is not None or event.memory_percent is not None:
+                data |= {"cpuPercent": event.cpu_percent, "memoryPercent": event.memory_percent}
             return Framed(Stream.SKALDS, _skald("skald_heartbeat", event.node_id, data, event.at))
         case ev.NodeCameOnline():
             data = {"status": "online", "health": "online"}

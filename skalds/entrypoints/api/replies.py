@@ -26,6 +26,9 @@ class HeartbeatJson(TypedDict):
     progressTotal: float | None
     progressUnit: str | None
     progressMessage: str | None
+    # the worker process's CPU (100 = one CPU) and resident memory, as its node measured them
+    cpuPercent: float | None
+    memoryBytes: int | None
 
 
 class TaskHeartbeatReply(TypedDict):

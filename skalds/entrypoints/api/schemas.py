@@ -106,6 +106,8 @@ def heartbeat_json(report: HeartbeatReport) -> HeartbeatJson:
         "progressTotal": report.progress_total,
         "progressUnit": report.progress_unit,
         "progressMessage": report.progress_message,
+        "cpuPercent": report.cpu_percent,
+        "memoryBytes": report.memory_bytes,
     }
 
 

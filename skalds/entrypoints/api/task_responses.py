@@ -61,6 +61,8 @@ class TaskResponse(msgspec.Struct, rename="camel"):
     progress_total: float | None
     progress_unit: str | None
     progress_message: str | None
+    cpu_percent: float | None  # its worker process's, as its node last measured it (100 = one CPU)
+    memory_bytes: int | None  # and its resident memory
 
 
 class TaskPageResponse(msgspec.Struct, rename="camel", kw_only=True):
@@ -120,4 +122,6 @@ def task_response(
         report.progress_total if report is not None else None,  # progress_total
         report.progress_unit if report is not None else None,  # progress_unit
         report.progress_message if report is not None else None,  # progress_message
+        report.cpu_percent if report is not None else None,  # cpu_percent
+        report.memory_bytes if report is not None else None,  # memory_bytes
     )

@@ -133,6 +133,17 @@ def test_tuples_come_back_as_tuples(codec: WireCodec) -> None:
     assert isinstance(decoded, ev.NodeHeartbeatObserved) and decoded.tasks == ("t1", "t2")
 
 
+def test_a_node_beat_carries_its_usage_and_an_earlier_one_without_it_still_reads(codec: WireCodec) -> None:
+    event = ev.NodeHeartbeatObserved(
+        at=1, node_id="n1", tasks=(), health="online", cpu_percent=63.5, memory_percent=41.0
+    )
+    assert codec.decode_event(codec.encode_event(event)) == event
+    wire = json.loads(codec.encode_event(event))
+    del wire["cpuPercent"], wire["memoryPercent"]  # as an earlier Skalds sent it
+    earlier = codec.decode_event(json.dumps(wire).encode())
+    assert isinstance(earlier, ev.NodeHeartbeatObserved) and earlier.cpu_percent is None
+
+
 def test_commands_keep_upstreams_task_event_envelope(codec: WireCodec) -> None:
     wire = json.loads(
         codec.encode_command(AssignTask(task_id="t1", node_id="n1", version=2, at=9, attempt=1))

@@ -35,6 +35,8 @@ reports = st.builds(
     progress_total=st.none() | st.floats(min_value=1e-3, max_value=1e12),
     progress_unit=st.none() | st.text(max_size=40),
     progress_message=st.none() | st.text(max_size=200),
+    cpu_percent=st.none() | st.floats(0, 800),
+    memory_bytes=st.none() | st.integers(min_value=0, max_value=2**48),
 )
 
 nodes = st.builds(

@@ -90,3 +90,13 @@ def test_a_beat_with_a_scale_carries_it_and_one_without_does_not() -> None:
     scaled = beat_data(120.0, "frames")
     assert (scaled["progressTotal"], scaled["progressUnit"]) == (120.0, "frames")
     assert "progressTotal" not in beat_data()
+
+
+def test_a_node_beat_carries_its_usage_when_the_node_measures_itself() -> None:
+    measured = ev.NodeHeartbeatObserved(
+        at=1, node_id="n1", tasks=(), health="online", cpu_percent=63.5, memory_percent=41.0
+    )
+    [framed] = frames_for(measured)
+    assert (framed.frame["data"]["cpuPercent"], framed.frame["data"]["memoryPercent"]) == (63.5, 41.0)
+    [plain] = frames_for(ev.NodeHeartbeatObserved(at=1, node_id="n1", tasks=(), health="online"))
+    assert "cpuPercent" not in plain.frame["data"]

@@ -56,6 +56,8 @@ REPORT = HeartbeatReport(
     progress_total=120.0,
     progress_unit="frames",
     progress_message="decoding",
+    cpu_percent=97.5,
+    memory_bytes=52_428_800,
 )
 
 
@@ -97,6 +99,8 @@ def test_a_running_task_with_a_heartbeat_reads_every_field_from_its_source() -> 
         "progressTotal": 120.0,
         "progressUnit": "frames",
         "progressMessage": "decoding",
+        "cpuPercent": 97.5,
+        "memoryBytes": 52_428_800,
     }
     assert list(encoded) == [TaskResponse.__struct_encode_fields__[i] for i in range(len(encoded))]
 

@@ -18,6 +18,7 @@ from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.application.node_runtime import NodeIdentity, NodeRuntime
 from skalds.bootstrap import Container, Services, build_container, build_node, build_process_node, start
 from skalds.config import Settings
+from skalds.domain.ports import ResourceMeter
 from tests.fakes import FakeClock
 
 CLASS = "Steerable"
@@ -82,10 +83,11 @@ class System:
         classes: frozenset[str] = frozenset({CLASS}),
         capacity: int | None = None,
         listening: bool = True,
+        meter: ResourceMeter | None = None,
     ) -> NodeRuntime:
         """A node on this system; one not ``listening`` registers and beats but never gets commands."""
         identity = NodeIdentity(id=node_id, supported_classes=classes, capacity=capacity)
-        node = build_node(self.services, identity, {CLASS: self.workers}, cancel_grace_s=0.05)
+        node = build_node(self.services, identity, {CLASS: self.workers}, cancel_grace_s=0.05, meter=meter)
         await node.register()
         self.nodes[node_id] = node
         if not listening:
@@ -106,6 +108,7 @@ class System:
         *,
         cancel_grace_s: float = 0.3,
         kill_grace_s: float = 0.3,
+        meter: ResourceMeter | None = None,
     ) -> ProcessWorkerSupervisor:
         """A node whose workers are real OS processes."""
         identity = NodeIdentity(id=node_id, supported_classes=frozenset(worker_paths))
@@ -116,6 +119,7 @@ class System:
             heartbeat_period_s=0.05,
             cancel_grace_s=cancel_grace_s,
             kill_grace_s=kill_grace_s,
+            meter=meter,
         )
         await node.register()
         self.nodes[node_id] = node

@@ -118,7 +118,7 @@ export function mount(root, { search }) {
     const cells = {
       state: h("td"),
       tasks: h("td"),
-      usage: h("td", { class: "num" }),
+      usage: h("td", { class: "num", "data-usage": "" }),
       beat: ago(node.lastHeartbeat),
     };
     const tr = h(
@@ -168,6 +168,7 @@ export function mount(root, { search }) {
     if (frame.type === "skald_heartbeat") {
       node.lastHeartbeat = frame.timestamp;
       node.currentTasks = d.tasks || [];
+      if ("cpuPercent" in d) Object.assign(node, { cpuPercent: d.cpuPercent, memoryPercent: d.memoryPercent });
     }
     if (state.health && before !== node.health)
       render(); // the node leaves or joins the filtered list

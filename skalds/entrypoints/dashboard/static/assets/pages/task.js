@@ -16,10 +16,12 @@ import {
   problemPanels,
   statusLine,
   taskLayout,
+  usageText,
 } from "./task_view.js";
 
 const HISTORY_LIMIT = 50;
 const BEATS_LIMIT = 15;
+const USAGE_EVERY_MS = 5000; // heartbeat frames carry no CPU/memory: re-read them this often at most
 
 export function mount(root, { params }) {
   const [taskId] = params;
@@ -39,6 +41,7 @@ export function mount(root, { params }) {
       );
     replace(el.actions, ACTIONS.map(button));
     el.pending.textContent = pendingText(task);
+    el.usage.textContent = usageText(task);
     replace(el.details, detailRows(task));
     replace(el.problems, problemPanels(task));
   }
@@ -66,6 +69,17 @@ export function mount(root, { params }) {
     }
   }
   const refetch = throttle(reload, 500);
+  /** Only the usage line, so a heartbeat never repaints the page under the attachments editor. */
+  const refreshUsage = throttle(async () => {
+    try {
+      const fresh = await api(path);
+      if (!task) return;
+      Object.assign(task, { cpuPercent: fresh.cpuPercent, memoryBytes: fresh.memoryBytes });
+      el.usage.textContent = usageText(task);
+    } catch {
+      // the next heartbeat tries again
+    }
+  }, USAGE_EVERY_MS);
 
   /** The task, its recent heartbeats, and its status history from the server's recent activity (the API
    * keeps no per-task history; the task's own timestamps fill in its creation when activity lost it). */
@@ -113,6 +127,7 @@ export function mount(root, { params }) {
         const report = { receivedAt: frame.timestamp, heartbeat: d.heartbeat, progress: d.progress };
         prependCapped(el.beats, beatRow(report), BEATS_LIMIT);
         if (d.lifecycleStatus && d.lifecycleStatus !== task.lifecycleStatus) refetch();
+        else refreshUsage();
         return;
       }
       case "task_verdict":
@@ -130,5 +145,9 @@ export function mount(root, { params }) {
   }
 
   load();
-  return { onFrame, resync: load, unmount: () => refetch.cancel() };
+  const unmount = () => {
+    refetch.cancel();
+    refreshUsage.cancel();
+  };
+  return { onFrame, resync: load, unmount };
 }

@@ -10,6 +10,7 @@ export function taskLayout(taskId, editor) {
     progress: progressBar(null),
     code: h("span", { class: "num", id: "task-heartbeat" }, "–"),
     verdict: h("span", { id: "task-verdict" }, "–"),
+    usage: h("span", { id: "task-usage" }, "–"),
     lastBeat: ago(null),
     pending: h("div", { class: "muted small" }),
     problems: h("div", { class: "problems", id: "task-problems" }),
@@ -20,7 +21,7 @@ export function taskLayout(taskId, editor) {
   el.progress.id = "task-progress";
   const panel = (title, ...body) => h("section", { class: "panel" }, h("h2", {}, title), ...body);
   const beatLine = h("div", { class: "beat-line" }, "heartbeat ", el.code, " · verdict ", el.verdict);
-  beatLine.append(" · last ", el.lastBeat);
+  beatLine.append(" · last ", el.lastBeat, " · ", el.usage);
   const nodes = [
     h("p", { class: "crumbs" }, link("/dashboard/tasks", "Tasks"), " / "),
     h("div", { class: "title-row" }, h("h1", { class: "mono task-title" }, taskId), el.status, el.actions),
@@ -50,6 +51,13 @@ export function statusLine(t) {
     ? h("span", { class: "muted", id: "task-desired" }, ` ${t.desiredState} requested`)
     : null;
   return [statusBadge(t.lifecycleStatus), note];
+}
+
+/** The worker process's CPU (100% = one CPU) and resident memory, as its node last measured them. */
+export function usageText(t) {
+  const cpu = typeof t.cpuPercent === "number" ? `${Math.round(t.cpuPercent)}%` : "–";
+  const mib = typeof t.memoryBytes === "number" ? `${(t.memoryBytes / 1048576).toFixed(1)} MiB` : "–";
+  return `CPU ${cpu} · RSS ${mib}`;
 }
 
 export function pendingText(t) {
