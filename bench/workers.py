@@ -5,13 +5,14 @@ everything that happens to it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from skalds.worker.base import (
     BaseTaskWorker,
@@ -180,3 +181,38 @@ class NoopWorker(BaseTaskWorker[Nothing]):
             os.write(fd, (json.dumps(line, separators=(",", ":")) + "\n").encode())
         finally:
             os.close(fd)
+
+
+# ---- chatty tasks (bench/chatty_task.py) -----------------------------------------------------------------
+
+
+class Chatter(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    lines_per_s: int = Field(default=10_000, alias="linesPerS", ge=0)
+    seconds: float = 20.0
+
+
+class ChattyWorker(BaseTaskWorker[Chatter]):
+    """Writes ``lines_per_s`` lines a second for ``seconds``, half as log records and half printed, in
+    steps of 10 ms; its progress is the lines written, and its last line says how many."""
+
+    @run_main_handler
+    def main(self) -> None:
+        assert self.attachments is not None
+        logger = logging.getLogger("bench.chatty")
+        per_step = self.attachments.lines_per_s / 100
+        started = time.monotonic()
+        written, owed = 0, 0.0
+        while (elapsed := time.monotonic() - started) < self.attachments.seconds:
+            owed += per_step
+            while owed >= 1:
+                if written % 2:
+                    print(f"frame {written}: 3 objects, 12.5 ms")
+                else:
+                    logger.info("frame %d: detections=%d latency_ms=%.1f", written, 3, 12.5)
+                written += 1
+                owed -= 1
+            self.context.report_progress(written)
+            self.context.sleep(max(0.0, (int(elapsed * 100) + 1) / 100 - (time.monotonic() - started)))
+        logger.warning("wrote %d lines", written)

@@ -9,6 +9,7 @@ frames, and takes a new ``fps`` while running (hot update), without a restart.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,8 @@ from skalds import (
     run_main_handler,
     update_event_handler,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Countdown(BaseModel):
@@ -39,7 +42,9 @@ class CountdownWorker(BaseTaskWorker[Countdown]):
         assert self.attachments is not None
         total = self.attachments.seconds
         counted = self.context.saved_checkpoint or Counted()  # an earlier attempt's last save
+        log.info("counting from %d to %d s", counted.seconds, total)  # the task's output (docs/logs.md)
         for second in range(counted.seconds, total):
+            print(f"{total - second} s to go")
             self.context.report_progress(second, total=total, unit="s")  # "37 / 120 s (31%)"
             self.context.sleep(1)  # wakes at once on cancel; waits here while paused
             self.context.save_checkpoint(Counted(seconds=second + 1))

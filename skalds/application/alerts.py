@@ -119,7 +119,12 @@ class AlertService:
                 text = f"node {node.id}: {', '.join(over)}"
                 await self._raise(AlertRule.NODE_RESOURCES, node.id, Severity.WARNING, text, occurrence=False)
             else:
-                await self._resolve(AlertRule.NODE_RESOURCES, node.id, "CPU and memory are below the limits")
+                cpu, memory = (
+                    "?" if value is None else f"{value:.0f}%"
+                    for value in (node.cpu_percent, node.memory_percent)
+                )
+                reason = f"node {node.id} is back under its limits (CPU {cpu}, memory {memory})"
+                await self._resolve(AlertRule.NODE_RESOURCES, node.id, reason)
         while self._outcomes and self._outcomes[0][0] < now - limits.failure_window_ms:
             self._outcomes.popleft()
         samples = len(self._outcomes)

@@ -130,12 +130,21 @@ async def test_a_task_created_on_the_page_runs_progresses_and_is_cancelled_live(
     await expect(page.locator("#heartbeats tr").first).to_be_visible()
     # its worker process, as the node measures it (a countdown mostly sleeps: its CPU may read 0%)
     await expect(page.locator("#task-usage")).to_have_text(re.compile(r"^CPU \d+% · RSS \d+\.\d MiB$"))
+    # its output: the last lines at once, then live (the countdown prints every second)
+    output = page.locator("#task-logs .log-line")
+    await expect(output.first).to_contain_text("counting from 0 to 600 s")
+    seen = await output.count()
+    await page.wait_for_function(
+        "seen => document.querySelectorAll('#task-logs .log-line').length > seen", arg=seen
+    )
+    await expect(output.last).to_contain_text("s to go")
     await page.screenshot(path=screenshots / "task.png", full_page=True)
 
     await page.click("#task-actions button[data-action=cancel]")
     await expect(page.locator("#task-status [data-status]")).to_have_text("Cancelled")
     await expect(page.locator("#status-history")).to_contain_text("Cancelled")
     await expect(page.locator("#task-actions button[data-action=retry]")).to_be_enabled()
+    await expect(page.locator("#task-logs-state")).to_have_text("ended: Cancelled")
     assert await page.evaluate("window.__sameDocument") is True
     task = await get(skalds_up, "/api/tasks/browser-countdown")
     assert task["lifecycleStatus"] == "Cancelled"

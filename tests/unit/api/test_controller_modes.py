@@ -1,5 +1,6 @@
-"""Upstream's controller modes: CONTROLLER is the API only, MONITOR adds the monitor and alerts, DISPATCHER
-adds the dispatcher. What runs is what the mode says, and the status endpoint tells the truth about it."""
+"""Upstream's controller modes: CONTROLLER is the API only, MONITOR adds the monitor and alerts (and the log
+keeper), DISPATCHER adds the dispatcher. What runs is what the mode says, and the status endpoint tells the
+truth about it."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ ALWAYS = {"EventFeed", "Activity"}
     ("mode", "loops"),
     [
         ("CONTROLLER", ALWAYS),
-        ("MONITOR", ALWAYS | {"Monitor", "Alerts"}),
-        ("DISPATCHER", ALWAYS | {"Monitor", "Alerts", "Dispatcher", "Upstream intake"}),
+        ("MONITOR", ALWAYS | {"Monitor", "Alerts", "Log keeper"}),
+        ("DISPATCHER", ALWAYS | {"Monitor", "Alerts", "Log keeper", "Dispatcher", "Upstream intake"}),
     ],
 )
 async def test_each_mode_runs_exactly_its_loops(mode: str, loops: set[str]) -> None:

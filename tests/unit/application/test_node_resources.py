@@ -144,7 +144,7 @@ async def test_a_node_over_a_dispatch_threshold_gets_no_new_task_until_back_unde
 async def test_the_resource_alert_fires_when_over_and_clears_when_back_under(
     system: System, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="skalds.application.alerts")
+    caplog.set_level(logging.INFO, logger="skalds.application.alert_book")
     meter = FixedResourceMeter()
     await system.add_node("n1", meter=meter)
     await reads(system, "n1", meter, cpu=30.0, memory=40.0)
@@ -167,5 +167,5 @@ async def test_the_resource_alert_fires_when_over_and_clears_when_back_under(
     assert system.services.alerts.active() == []
     [resolved] = system.services.alerts.history()
     assert resolved.id == alert.id and resolved.resolved_at is not None
-    assert "resource alert raised: node n1: CPU 97% > 80%" in caplog.messages
+    assert any("rule=node_resources subject=n1 reason=node n1: CPU 97% > 80%" in m for m in caplog.messages)
     assert any("node n1 is back under its limits (CPU 30%, memory 40%)" in m for m in caplog.messages)

@@ -70,7 +70,7 @@ def test_nodes_as_a_table_and_as_json(run: Run) -> None:
     assert "CountdownWorker, Steady" in row
     assert footer == "1 node"
     [node] = json.loads(run("nodes", "--json")[1])["items"]
-    assert node["supportedTasks"] == ["CountdownWorker", "Steady"]
+    assert node["supportedTasks"] == ["CountdownWorker", "Steady", "Talker"]
 
 
 def test_refusals_print_the_apis_message_and_exit_with_its_code(run: Run, api: str) -> None:

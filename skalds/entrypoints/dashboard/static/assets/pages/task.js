@@ -1,5 +1,5 @@
 // One task: status and status history, heartbeat and progress, error and exception, executor, attempts,
-// the actions, and the attachments editor. Frames for this task patch the page at once; a status change
+// the actions, the attachments editor, and its output (task_logs.js). Frames for this task patch the page at once; a status change
 // also re-reads the task (throttled) for the fields frames do not carry (timestamps, attempts).
 
 import { ACTIONS, PAST, act } from "../actions.js";
@@ -18,6 +18,7 @@ import {
   taskLayout,
   usageText,
 } from "./task_view.js";
+import { logsPanel } from "./task_logs.js";
 
 const HISTORY_LIMIT = 50;
 const BEATS_LIMIT = 15;
@@ -29,7 +30,8 @@ export function mount(root, { params }) {
   let task = null;
   const editor = attachmentsEditor({ taskId, version: () => task?.version, onSaved: () => reload() });
   const { nodes, el } = taskLayout(taskId, editor);
-  root.append(...nodes);
+  const output = logsPanel(taskId);
+  root.append(...nodes, output.node);
 
   function paint() {
     replace(el.status, statusLine(task));
@@ -145,9 +147,11 @@ export function mount(root, { params }) {
   }
 
   load();
+  output.load();
   const unmount = () => {
     refetch.cancel();
     refreshUsage.cancel();
+    output.close();
   };
   return { onFrame, resync: load, unmount };
 }
