@@ -43,7 +43,7 @@ browser: $(STAMP)
 	sh ci/chromium.sh
 	$(BIN)/pytest -m browser tests/browser
 
-BENCH_SCRIPTS := bench/dispatch_and_monitor.py bench/worker_latency.py bench/api_load.py bench/redis_heartbeats.py bench/kafka_latency.py bench/mongo_transitions.py bench/monitor_real_services.py bench/operator_scenario.py bench/throughput.py
+BENCH_SCRIPTS := bench/dispatch_and_monitor.py bench/worker_latency.py bench/api_load.py bench/redis_heartbeats.py bench/kafka_latency.py bench/mongo_transitions.py bench/monitor_real_services.py bench/operator_scenario.py bench/throughput.py bench/chatty_task.py
 
 # One set of real services for every bench script (those that need none ignore them).
 bench: $(STAMP)
