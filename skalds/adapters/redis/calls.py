@@ -14,10 +14,14 @@ from skalds.domain.errors import BackendUnavailableError
 
 
 @asynccontextmanager
-async def bounded_call(operation: str, where: str, timeout_s: float | None) -> AsyncIterator[None]:
-    """``where`` is the server as logs may name it (never with its password)."""
+async def bounded_call(
+    operation: str, where: str, timeout_s: float, *, deadline: bool = True
+) -> AsyncIterator[None]:
+    """``where`` is the server as logs may name it (never with its password). ``deadline=False`` when the
+    call bounds itself by the same ``timeout_s`` (the heartbeat writer): its TimeoutError still reads as
+    "no answer within timeout_s"."""
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(timeout_s if deadline else None):
             yield
     except TimeoutError as error:  # asyncio's deadline; redis's own TimeoutError is a RedisError
         raise BackendUnavailableError(

@@ -297,7 +297,7 @@ class RedisLiveStateStore(LiveStateStore):
     @asynccontextmanager
     async def _call(self, operation: str, *, deadline: bool = True) -> AsyncIterator[None]:
         """Bounds a call by ``timeout_s`` and turns what the driver raises into BackendUnavailableError."""
-        async with bounded_call(operation, self._where, self._timeout_s if deadline else None):
+        async with bounded_call(operation, self._where, self._timeout_s, deadline=deadline):
             yield
 
 
