@@ -27,12 +27,14 @@ from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
 from skalds.adapters.memory.repository import InMemoryTaskRepository
 from skalds.adapters.memory.supervisor import InProcessWorkerSupervisor, WorkerFunction
+from skalds.adapters.memory.task_history import InMemoryTaskHistoryStore
 from skalds.adapters.memory.task_logs import InMemoryTaskLogStore
 from skalds.adapters.mongo.repository import mongo_task_repository
 from skalds.adapters.process.child import load_worker_class
 from skalds.adapters.process.supervisor import ProcessWorkerSupervisor
 from skalds.adapters.psutil_meter import PsutilResourceMeter
 from skalds.adapters.redis.live_state import RedisLiveStateStore, redis_live_state_store
+from skalds.adapters.redis.task_history import RedisTaskHistoryStore, redis_task_history_store
 from skalds.adapters.redis.task_logs import RedisTaskLogStore, redis_task_log_store
 from skalds.adapters.sqlite.repository import sqlite_task_repository
 from skalds.adapters.system import SystemClock, Uuid4IdGenerator
@@ -46,6 +48,7 @@ from skalds.application.node_runtime import NodeIdentity, NodeRuntime
 from skalds.application.output_shipping import OutputShipper
 from skalds.application.queries import ActivityLog, Queries
 from skalds.application.reconciling import ReconcileRules
+from skalds.application.task_history import HistoryKeeper, TaskHistoryService
 from skalds.application.task_logs import LogKeeper, TaskLogService
 from skalds.application.tasks import TaskService
 from skalds.application.upstream_intake import UpstreamIntake
@@ -61,6 +64,7 @@ from skalds.domain.ports import (
     LogShipper,
     NotificationChannel,
     ResourceMeter,
+    TaskHistoryStore,
     TaskLogStore,
     TaskRepository,
     UpstreamRequestSource,
@@ -183,6 +187,30 @@ class Container(containers.DeclarativeContainer):
             ),
         ),
     )
+    task_history_store: providers.Provider[TaskHistoryStore] = providers.Selector(
+        providers.Callable(lambda b: str(b.live_state), backends),
+        memory=providers.Singleton(
+            InMemoryTaskHistoryStore,
+            changes_per_task=providers.Callable(lambda s: s.history.changes_per_task, settings),
+            points_per_task=providers.Callable(lambda s: s.history.progress_points_per_task, settings),
+            minutes_kept=providers.Callable(lambda s: s.history.minutes_kept, settings),
+        ),
+        redis=providers.Resource(
+            redis_task_history_store,
+            providers.Factory(
+                RedisTaskHistoryStore,
+                providers.Callable(lambda s: s.redis.url, settings),
+                password=providers.Callable(
+                    lambda s: s.redis.password.get_secret_value() if s.redis.password else None, settings
+                ),
+                key_prefix=providers.Callable(lambda s: s.redis.key_prefix, settings),
+                changes_per_task=providers.Callable(lambda s: s.history.changes_per_task, settings),
+                points_per_task=providers.Callable(lambda s: s.history.progress_points_per_task, settings),
+                retention_ms=providers.Callable(lambda s: s.history.retention_ms, settings),
+                minutes_kept=providers.Callable(lambda s: s.history.minutes_kept, settings),
+            ),
+        ),
+    )
     event_bus = providers.Selector(
         providers.Callable(lambda b: str(b.event_bus), backends),
         memory=providers.Singleton(InMemoryEventBus),
@@ -219,6 +247,20 @@ class Container(containers.DeclarativeContainer):
     )
     log_keeper = providers.Singleton(LogKeeper, task_log_store)
     task_logs = providers.Singleton(TaskLogService, repository, task_log_store)
+    history_keeper = providers.Singleton(
+        HistoryKeeper,
+        task_history_store,
+        repository,
+        clock,
+        progress_every_ms=providers.Callable(lambda s: s.history.progress_every_ms, settings),
+    )
+    task_history = providers.Singleton(
+        TaskHistoryService,
+        repository,
+        task_history_store,
+        clock,
+        minutes_kept=providers.Callable(lambda s: s.history.minutes_kept, settings),
+    )
     dispatcher = providers.Singleton(
         Dispatcher,
         repository,
@@ -273,6 +315,9 @@ class Services:
     task_log_store: TaskLogStore
     task_logs: TaskLogService
     log_keeper: LogKeeper
+    task_history_store: TaskHistoryStore
+    history_keeper: HistoryKeeper
+    task_history: TaskHistoryService
     log_shipper: LogShipper
     publisher: EventPublisher
     subscriber: EventSubscriber
@@ -318,6 +363,9 @@ async def start(container: Container) -> Services:
         task_log_store=await _resolved(container.task_log_store()),
         task_logs=await _resolved(container.task_logs()),
         log_keeper=await _resolved(container.log_keeper()),
+        task_history_store=await _resolved(container.task_history_store()),
+        history_keeper=await _resolved(container.history_keeper()),
+        task_history=await _resolved(container.task_history()),
         log_shipper=bus,
         publisher=bus,
         subscriber=bus,

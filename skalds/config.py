@@ -448,6 +448,32 @@ class TaskLogSettings(_Section):
         return CaptureSetup(level=level_number(self.level.value), max_line_chars=self.max_line_chars)
 
 
+class HistorySettings(_Section):
+    """What the controller keeps for the dashboard's charts and task timelines (docs/dashboard.md): per task
+    the last ``changes_per_task`` lifecycle changes and ``progress_points_per_task`` progress points (one
+    per ``progress_every_ms`` at most), for ``retention`` (Redis; memory keeps 100,000 tasks' at most), and
+    the system's changes and statuses (counted every ``sample_every_ms``) per minute for ``minutes_kept``
+    minutes."""
+
+    changes_per_task: Positive = 500
+    progress_points_per_task: Positive = 720
+    progress_every_ms: Positive = 5_000
+    retention: str = "7 days"
+    minutes_kept: Positive = 1_440
+    sample_every_ms: Positive = 20_000  # how often the tasks per status are counted for the status chart
+
+    @field_validator("retention")
+    @classmethod
+    def _a_retention(cls, value: str) -> str:
+        if retention_seconds(value) is None:
+            raise ValueError("expected a duration like '7 days' (task history is never kept forever)")
+        return value
+
+    @property
+    def retention_ms(self) -> int:
+        return round((retention_seconds(self.retention) or 0) * 1000)
+
+
 class Settings(_Section):
     backends: BackendSettings = BackendSettings()
     kafka: KafkaSettings = KafkaSettings()
@@ -464,6 +490,7 @@ class Settings(_Section):
     node: NodeSettings = NodeSettings()
     logging: LoggingSettings = LoggingSettings()
     task_logs: TaskLogSettings = TaskLogSettings()
+    history: HistorySettings = HistorySettings()
 
 
 # ---- loading -------------------------------------------------------------------------------------------

@@ -36,14 +36,27 @@ class NodeView:
     tasks: Sequence[Task]
 
 
+NEWS = (
+    ev.AlertRaised,
+    ev.AlertResolved,
+    ev.TaskPauseNotHonoured,
+    ev.TaskErrorReported,
+    ev.TaskVerdictChanged,
+)
+
+
 class ActivityLog:
-    """The most recent task and node events, newest last."""
+    """The most recent task and node events, newest last: changes, not the pulse. A node's heartbeat and
+    its workers' reports come every second from every node; kept here they would push every lifecycle
+    change out of a bounded list within seconds."""
 
     def __init__(self, limit: int = 200) -> None:
         self._entries: deque[ev.DomainEvent] = deque(maxlen=limit)
 
     def observe(self, event: ev.DomainEvent) -> None:
-        if isinstance(event, ev.TaskEvent | ev.NodeEvent | ev.AlertRaised | ev.TaskPauseNotHonoured):
+        if isinstance(event, ev.NodeHeartbeatObserved | ev.WorkerChangesReported):
+            return
+        if isinstance(event, (ev.TaskEvent, ev.NodeEvent, *NEWS)):
             self._entries.append(event)
 
     def recent(self, limit: int = 50) -> list[ev.DomainEvent]:

@@ -19,6 +19,7 @@ from skalds.domain.heartbeat import HeartbeatReport
 from skalds.domain.nodes import Node
 from skalds.domain.resources import ResourceReading
 from skalds.domain.task import Task, TaskMode, TaskStatus
+from skalds.domain.task_history import MinuteCounts, ProgressPoint, TaskTimeline, TimelineEntry
 from skalds.domain.task_logs import LogLine, LogPage, LogQuery
 from skalds.domain.upstream_requests import UpstreamRequest
 from skalds.domain.workers import WorkerState
@@ -267,6 +268,39 @@ class TaskLogStore(Protocol):
 
     async def forget_tasks(self, task_ids: Sequence[str]) -> None:
         """Drop every attempt's lines (a purged task)."""
+        ...
+
+    async def ping(self) -> None:
+        """Return once the backing service answers; BackendUnavailableError otherwise."""
+        ...
+
+
+class TaskHistoryStore(Protocol):
+    """Each task's timeline of changes and progress points, and the system's changes per minute.
+
+    One port for both because the counts come from the entries: an entry kept again (same task, same
+    version) is not counted again. Bounded per task (oldest go first) and forgotten after a retention."""
+
+    async def record(self, changes: Sequence[TimelineEntry], progress: Sequence[ProgressPoint]) -> None:
+        """Keep each change unless its task already holds one with that version, and add each newly kept
+        one that has a ``counted`` name to its minute's count; keep each progress point."""
+        ...
+
+    async def record_status_counts(self, minute: int, counts: Mapping[TaskStatus, int]) -> None:
+        """The tasks per status sampled in ``minute`` (the last sample of a minute wins)."""
+        ...
+
+    async def timeline(self, task_id: str) -> TaskTimeline:
+        """Changes by version and progress by time, oldest first; empty for a task with none."""
+        ...
+
+    async def minutes(self, first: int, last: int) -> Sequence[MinuteCounts]:
+        """Every minute from ``first`` to ``last`` (both minute starts), oldest first, zeros where nothing
+        was counted."""
+        ...
+
+    async def forget_tasks(self, task_ids: Sequence[str]) -> None:
+        """Drop the tasks' timelines (their counts stay: they happened)."""
         ...
 
     async def ping(self) -> None:

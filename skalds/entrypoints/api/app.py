@@ -31,6 +31,7 @@ from skalds.entrypoints.api.errors import EXCEPTION_HANDLERS
 from skalds.entrypoints.api.event_feed import EventFeed
 from skalds.entrypoints.api.events import EventController
 from skalds.entrypoints.api.headers import security_headers
+from skalds.entrypoints.api.history import DashboardHistoryController, TaskTimelineController
 from skalds.entrypoints.api.injection import provide_services
 from skalds.entrypoints.api.methods import AllowedMethods, answer_head, answer_options
 from skalds.entrypoints.api.nodes import SkaldController
@@ -105,6 +106,9 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             loops["Monitor"] = services.monitor.run(interval_s=period_s)
             loops["Alerts"] = services.alerts.run(services.subscriber, interval_s=period_s)
             loops["Log keeper"] = services.log_keeper.run(services.log_shipper)
+            loops["History keeper"] = services.history_keeper.run(
+                services.subscriber, sample_every_s=settings.history.sample_every_ms / 1000
+            )
         if run_loops and mode is ControllerMode.DISPATCHER:
             sweep_s = settings.dispatch.interval_ms / 1000
             loops["Dispatcher"] = services.dispatcher.run(services.subscriber, interval_s=sweep_s)
@@ -130,6 +134,8 @@ def create_app(container: Container, *, run_loops: bool = True, embedded: Embedd
             TaskController,
             CheckpointController,
             TaskLogController,
+            TaskTimelineController,
+            DashboardHistoryController,
             Router("/", route_handlers=[create_tasks], request_max_body_size=limits.batch_body_bytes),
             SkaldController,
             SystemController,

@@ -104,6 +104,48 @@ class TaskLogsReply(TypedDict):
     lastSeq: int
 
 
+class TimelineChangeJson(TypedDict):
+    at: int
+    version: int
+    change: str  # the event: TaskCreated, TaskAssigned, TaskFailed, TaskRequeued, ...
+    lifecycleStatus: TaskStatus  # the status after it
+    attempt: int | None
+    executor: str | None  # the node (for a re-queue: the node the task left)
+    detail: str | None  # the error, the reason
+
+
+class ProgressPointJson(TypedDict):
+    at: int
+    done: float
+    total: float | None
+
+
+class TaskTimelineReply(TypedDict):
+    """What the controller kept of a task: every lifecycle change and its progress over time, oldest first."""
+
+    taskId: str
+    lifecycleStatus: TaskStatus
+    attempt: int
+    changes: list[TimelineChangeJson]
+    progress: list[ProgressPointJson]
+
+
+class MinuteJson(TypedDict):
+    at: int  # the minute's first epoch millisecond
+    created: int
+    finished: int
+    failed: int
+    cancelled: int
+    byStatus: dict[str, int] | None  # tasks per status as sampled in that minute; null if none was
+
+
+class DashboardHistoryReply(TypedDict):
+    """The last ``minutes`` minutes, this one last."""
+
+    minuteMs: int
+    items: list[MinuteJson]
+
+
 class CheckpointReply(TypedDict):
     """A task's latest checkpoint; every field but taskId is null when none was saved (or it was cleared)."""
 

@@ -11,6 +11,7 @@ from skalds.adapters.memory.event_bus import InMemoryEventBus
 from skalds.adapters.memory.live_state import InMemoryLiveStateStore
 from skalds.adapters.memory.notifications import InMemoryNotificationChannel
 from skalds.adapters.memory.repository import InMemoryTaskRepository
+from skalds.adapters.memory.task_history import InMemoryTaskHistoryStore
 from skalds.adapters.memory.task_logs import InMemoryTaskLogStore
 from skalds.domain.alerts import Alert, AlertRule, Severity
 from skalds.domain.commands import CancelTask
@@ -21,6 +22,7 @@ from skalds.domain.task import TaskStatus
 from tests.contracts.checkpoints import CheckpointStoreContract
 from tests.contracts.event_bus import EventBusContract, created, receive
 from tests.contracts.live_state_store import HOUR, LiveStateStoreContract
+from tests.contracts.task_history import TaskHistoryStoreContract, change
 from tests.contracts.task_logs import TaskLogStoreContract, line
 from tests.contracts.task_repository import TaskRepositoryContract, a_task, assigned, ids
 from tests.fakes import FakeClock
@@ -36,6 +38,21 @@ class TestInMemoryCheckpointStore(CheckpointStoreContract):
     @pytest.fixture
     def store(self) -> InMemoryCheckpointStore:
         return InMemoryCheckpointStore()
+
+
+class TestInMemoryTaskHistoryStore(TaskHistoryStoreContract):
+    @pytest.fixture
+    def store(self) -> InMemoryTaskHistoryStore:
+        return InMemoryTaskHistoryStore(
+            changes_per_task=self.changes_per_task, points_per_task=self.points_per_task
+        )
+
+    async def test_the_tasks_written_least_recently_go_whole_beyond_the_bound(self) -> None:
+        store = InMemoryTaskHistoryStore(max_tasks=2)
+        for task in ("a", "b", "c"):
+            await store.record([change(1, task=task)], [])
+        assert (await store.timeline("a")).changes == ()
+        assert len((await store.timeline("c")).changes) == 1
 
 
 class TestInMemoryTaskLogStore(TaskLogStoreContract):

@@ -12,14 +12,15 @@ from skalds.entrypoints.api.app import create_app
 from tests.unit.application.harness import settings_for_tests
 
 ALWAYS = {"EventFeed", "Activity"}
+KEEPERS = {"Monitor", "Alerts", "Log keeper", "History keeper"}  # the loops of the monitoring modes
 
 
 @pytest.mark.parametrize(
     ("mode", "loops"),
     [
         ("CONTROLLER", ALWAYS),
-        ("MONITOR", ALWAYS | {"Monitor", "Alerts", "Log keeper"}),
-        ("DISPATCHER", ALWAYS | {"Monitor", "Alerts", "Log keeper", "Dispatcher", "Upstream intake"}),
+        ("MONITOR", ALWAYS | KEEPERS),
+        ("DISPATCHER", ALWAYS | KEEPERS | {"Dispatcher", "Upstream intake"}),
     ],
 )
 async def test_each_mode_runs_exactly_its_loops(mode: str, loops: set[str]) -> None:

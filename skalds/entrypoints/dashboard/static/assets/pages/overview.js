@@ -1,12 +1,14 @@
-// Overview: node and task counts, status distribution, the at-a-glance badges, active alerts and recent
-// activity. Counts come from REST; frames patch them (node states at once, task counts by a throttled
-// re-read of the summary, which is exact where counting deltas in the browser could drift).
+// Overview: node and task counts, status distribution, the last hour's charts, the at-a-glance badges,
+// active alerts and recent activity. Counts come from REST; frames patch them (node states at once, task
+// counts by a throttled re-read of the summary, which is exact where counting deltas in the browser could
+// drift).
 
 import { activityItem, isActivity, prependCapped } from "../activity.js";
 import { api } from "../api.js";
 import { connectivity, processing, systemHealth } from "../badges.js";
 import { h, link, replace, throttle } from "../dom.js";
 import { refused } from "../notice.js";
+import { historyPanel } from "./overview_history.js";
 import { alertLines, card, distribution } from "./overview_parts.js";
 
 const ACTIVITY_LIMIT = 30;
@@ -27,6 +29,7 @@ export function mount(root) {
   const backends = h("div", { class: "backends" });
   const alertList = h("ul", { class: "alert-list", id: "active-alerts" });
   const activity = h("ol", { class: "activity-list", id: "activity" });
+  const history = historyPanel();
   const panel = (title, body, extra = "") =>
     h("section", { class: `panel ${extra}` }, h("h2", {}, title), body);
   root.append(
@@ -39,6 +42,7 @@ export function mount(root) {
         "div",
         { class: "column" },
         panel("Task status", statuses),
+        history.node,
         panel(link("/dashboard/alerts", "Active alerts"), alertList),
         panel("Backends", backends),
       ),
@@ -122,6 +126,7 @@ export function mount(root) {
     }
     if (frame.type === "alert_resolved" && alerts.delete(d.alertId)) replace(alertList, alertLines(alerts));
     if (isActivity(frame)) prependCapped(activity, activityItem(frame), ACTIVITY_LIMIT);
+    history.onFrame(frame);
   }
 
   function resync() {
@@ -130,6 +135,7 @@ export function mount(root) {
     loadAlerts();
     loadActivity();
     loadBackends();
+    history.load();
   }
 
   resync();
@@ -139,6 +145,7 @@ export function mount(root) {
     unmount() {
       refreshSummary.cancel();
       refreshNodes.cancel();
+      history.close();
     },
   };
 }
