@@ -167,3 +167,20 @@ async def agree(shown: Callable[[], Awaitable[Any]], truth: Callable[[], Awaitab
         if loop.time() > deadline:
             pytest.fail(f"{what}: the page shows {actual!r}, the API says {expected!r}", pytrace=False)
         await asyncio.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def failing_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SkaldsUp]:
+    """``skalds up`` with the test workers, one of which fails when asked to."""
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    up = SkaldsUp(
+        port=free_port(),
+        workdir=tmp_path_factory.mktemp("skalds-up-steady"),
+        env={"PYTHONPATH": pythonpath},
+        args=["--no-examples", "--in-memory", "--worker", "tests.workers:Steady"],
+    )
+    up.start()
+    try:
+        yield up
+    finally:
+        up.stop()

@@ -3,35 +3,15 @@ silence, and shows it resolved with both times once the task is gone, all withou
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import ROOT, SkaldsUp, free_port
+from tests.browser.conftest import SkaldsUp
 
 FAILING = {"className": "Steady", "maxAttempts": 1, "attachments": {"failIn": "before"}}
-
-
-@pytest.fixture(scope="module")
-def failing_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SkaldsUp]:
-    """``skalds up`` with the test workers, one of which fails when asked to."""
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    up = SkaldsUp(
-        port=free_port(),
-        workdir=tmp_path_factory.mktemp("skalds-up-alerts"),
-        env={"PYTHONPATH": pythonpath},
-        args=["--no-examples", "--in-memory", "--worker", "tests.workers:Steady"],
-    )
-    up.start()
-    try:
-        yield up
-    finally:
-        up.stop()
 
 
 async def call(up: SkaldsUp, method: str, path: str, body: Any = None) -> Any:

@@ -1,6 +1,7 @@
-// One task: status and status history, heartbeat and progress, error and exception, executor, attempts,
-// the actions, the attachments editor, and its output (task_logs.js). Frames for this task patch the page at once; a status change
-// also re-reads the task (throttled) for the fields frames do not carry (timestamps, attempts).
+// One task: status, heartbeat and progress (with its chart), error and exception, executor, the actions,
+// the attachments editor, its timeline and attempts (task_timeline.js) and its output (task_logs.js).
+// Frames for this task patch the page at once; a status change also re-reads the task (throttled) for
+// the fields frames do not carry (timestamps, attempts).
 
 import { ACTIONS, PAST, act } from "../actions.js";
 import { prependCapped } from "../activity.js";
@@ -11,7 +12,6 @@ import { notify, refused } from "../notice.js";
 import {
   beatRow,
   detailRows,
-  historyItem,
   pendingText,
   problemPanels,
   statusLine,
@@ -19,8 +19,8 @@ import {
   usageText,
 } from "./task_view.js";
 import { logsPanel } from "./task_logs.js";
+import { timelinePanels } from "./task_timeline.js";
 
-const HISTORY_LIMIT = 50;
 const BEATS_LIMIT = 15;
 const USAGE_EVERY_MS = 5000; // heartbeat frames carry no CPU/memory: re-read them this often at most
 
@@ -29,7 +29,8 @@ export function mount(root, { params }) {
   const path = `/api/tasks/${encodeURIComponent(taskId)}`;
   let task = null;
   const editor = attachmentsEditor({ taskId, version: () => task?.version, onSaved: () => reload() });
-  const { nodes, el } = taskLayout(taskId, editor);
+  const timeline = timelinePanels(taskId);
+  const { nodes, el } = taskLayout(taskId, editor, timeline);
   const output = logsPanel(taskId);
   root.append(...nodes, output.node);
 
@@ -65,6 +66,7 @@ export function mount(root, { params }) {
       paint();
       editor.show(task);
       setProgress(el.progress, task.progress, scaleOf(task));
+      timeline.setScale(task.progressTotal, task.progressUnit);
       el.code.textContent = String(task.heartbeat);
     } catch (error) {
       refused(`Loading task ${taskId}`, error);
@@ -83,29 +85,23 @@ export function mount(root, { params }) {
     }
   }, USAGE_EVERY_MS);
 
-  /** The task, its recent heartbeats, and its status history from the server's recent activity (the API
-   * keeps no per-task history; the task's own timestamps fill in its creation when activity lost it). */
+  /** The task, its recent heartbeats, and its timeline as the controller kept it. */
   async function load() {
     await reload();
-    const [beats, activity] = await Promise.all([
+    const [beats] = await Promise.all([
       api(`${path}/heartbeat?limit=${BEATS_LIMIT}`).catch(() => null),
-      api("/api/system/activity?limit=500").catch(() => ({ items: [] })),
+      timeline.load(),
     ]);
     if (beats) {
       replace(el.beats, beats.heartbeatHistory.slice(-BEATS_LIMIT).reverse().map(beatRow));
       setAgo(el.lastBeat, beats.lastUpdate);
     }
-    const mine = activity.items.filter((f) => f.taskId === taskId && f.type === "task_status");
-    if (task && !mine.some((f) => f.data?.change === "TaskCreated")) {
-      const created = { change: "TaskCreated", lifecycleStatus: "Created" };
-      mine.push({ type: "task_status", timestamp: task.createDateTime, data: created });
-    }
-    replace(el.history, mine.slice(0, HISTORY_LIMIT).map(historyItem));
   }
 
   function onFrame(frame) {
     if (frame.taskId !== taskId || !task) return;
     const d = frame.data || {};
+    if (!(frame.type === "task_status" && d.version < task.version)) timeline.onFrame(frame, task);
     switch (frame.type) {
       case "task_status":
         if (d.version < task.version) return; // older than what we hold
@@ -115,7 +111,6 @@ export function mount(root, { params }) {
           version: d.version,
         });
         if (d.executor) task.executor = d.executor;
-        prependCapped(el.history, historyItem(frame), HISTORY_LIMIT);
         paint();
         return refetch();
       case "task_heartbeat": {
@@ -152,6 +147,7 @@ export function mount(root, { params }) {
     refetch.cancel();
     refreshUsage.cancel();
     output.close();
+    timeline.close();
   };
   return { onFrame, resync: load, unmount };
 }

@@ -1,9 +1,8 @@
 // How the task page looks: its layout and the pieces it repaints. The page (task.js) owns the data.
 
-import { changeWords } from "../activity.js";
 import { TERMINAL, ago, clock, format, h, link, progressBar, statusBadge, table } from "../dom.js";
 
-export function taskLayout(taskId, editor) {
+export function taskLayout(taskId, editor, timeline) {
   const el = {
     status: h("span", { id: "task-status" }),
     actions: h("div", { class: "actions", id: "task-actions" }),
@@ -15,7 +14,6 @@ export function taskLayout(taskId, editor) {
     pending: h("div", { class: "muted small" }),
     problems: h("div", { class: "problems", id: "task-problems" }),
     details: h("dl", { class: "details", id: "task-details" }),
-    history: h("ol", { class: "history", id: "status-history" }),
     beats: h("tbody", { id: "heartbeats" }),
   };
   el.progress.id = "task-progress";
@@ -31,15 +29,22 @@ export function taskLayout(taskId, editor) {
       h(
         "div",
         { class: "column" },
-        panel("Progress", h("div", { class: "big-progress" }, el.progress), beatLine, el.pending),
+        panel(
+          "Progress",
+          h("div", { class: "big-progress" }, el.progress),
+          beatLine,
+          el.pending,
+          timeline.chart,
+        ),
         el.problems,
+        timeline.attemptsPanel,
         panel("Attachments", editor),
         panel(
           "Recent heartbeats",
           table(["At", "Code", "Progress", "Error"], el.beats, { class: "grid compact" }),
         ),
       ),
-      h("div", { class: "column narrow" }, panel("Details", el.details), panel("Status history", el.history)),
+      h("div", { class: "column narrow" }, panel("Details", el.details), timeline.historyPanel),
     ),
   ];
   return { nodes, el };
@@ -100,20 +105,6 @@ export function problemPanels(t) {
     failure ? problem("Exception", failure, "task-exception") : null,
     !failure && t.lastError ? problem("Last error (earlier attempt)", t.lastError, "task-last-error") : null,
   ];
-}
-
-export function historyItem(frame) {
-  const d = frame.data || {};
-  const words = changeWords(d.change) || frame.type.replace("task_", "");
-  return h(
-    "li",
-    {},
-    h("span", { class: "when" }, clock(frame.timestamp)),
-    " ",
-    statusBadge(d.lifecycleStatus),
-    " ",
-    h("span", { class: "muted" }, words),
-  );
 }
 
 export function beatRow(report) {
