@@ -32,7 +32,7 @@ async def test_a_failed_tasks_timeline_and_attempts_show_its_error(
     await expect(page.locator("#task-status [data-status]")).to_have_text("Failed")
     failed = page.locator("#status-history li[data-change=TaskFailed]")
     await expect(failed).to_contain_text("camera URL is unreachable")
-    for change in ("TaskCreated", "TaskAssigned", "TaskStarted"):
+    for change in ("TaskCreated", "TaskAssigned"):  # no TaskStarted when it fails before it is seen running
         await expect(page.locator(f"#status-history li[data-change={change}]")).to_have_count(1)
     attempt = page.locator("#task-attempts tr[data-attempt='1']")
     await expect(attempt).to_contain_text("embedded-node")

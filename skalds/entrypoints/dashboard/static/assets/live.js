@@ -2,8 +2,8 @@
 //
 // The browser's EventSource reconnects by itself after a dropped connection and sends Last-Event-ID, so the
 // server replays what was missed. When the server refuses a stream outright (the source is CLOSED, e.g. a
-// 401), we open a new one after a backoff. Either way, once a stream is open again, or the server says it
-// dropped frames for us, listeners get a "resync" and re-read their REST data once: frames are deltas.
+// 401), we open a new one after a backoff. Whenever a stream opens (the first time too), or the server says
+// it dropped frames for us, listeners get a "resync" and re-read their REST data once: frames are deltas.
 //
 // Frames of Skalds' own kinds (task_status, alerts, ...) arrive as SSE events named "skalds"; the unnamed
 // ones are upstream's kinds, kept readable for upstream's dashboard. A lifecycle change comes as both a
@@ -46,7 +46,9 @@ export class Live {
       const resumed = stream.troubled;
       Object.assign(stream, { state: "open", attempts: 0, troubled: false });
       this.emitState();
-      if (resumed) this.emitResync(`${name} stream reconnected`);
+      // the first open too: what changed between the page's first REST read and this moment came as
+      // frames nobody received (a task that failed while the page loaded stayed "Assigning")
+      this.emitResync(resumed ? `${name} stream reconnected` : `${name} stream opened`);
     };
     source.onmessage = (message) => this.receive(name, message.data);
     source.addEventListener("skalds", (message) => this.receive(name, message.data));

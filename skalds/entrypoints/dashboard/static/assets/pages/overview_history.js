@@ -41,7 +41,12 @@ export function historyPanel() {
       refused("Loading the history", error);
     }
   }
-  const reload = throttle(load, 2000);
+  // a moment after the frame: the controller writes the history in batches (every 0.5 s)
+  let later = null;
+  const reload = throttle(() => {
+    clearTimeout(later);
+    later = setTimeout(load, 1000);
+  }, 2000);
   const timer = setInterval(load, REREAD_MS);
 
   function onFrame(frame) {
@@ -55,6 +60,7 @@ export function historyPanel() {
     onFrame,
     close() {
       clearInterval(timer);
+      clearTimeout(later);
       reload.cancel();
     },
   };

@@ -25,8 +25,11 @@ export function timelinePanels(taskId) {
   let points = [];
   let scale = { total: null, unit: "" };
   let timer = null;
+  let behind = 0; // re-reads in a row that found the timeline behind the task's status
 
-  async function load() {
+  /** ``status`` is the task's as the page last read it: a timeline that has not caught up with it (the
+   * controller writes in batches) is read again a moment later, a few times at most. */
+  async function load(status = null) {
     let kept;
     try {
       kept = await api(`/api/tasks/${encodeURIComponent(taskId)}/timeline`);
@@ -39,6 +42,15 @@ export function timelinePanels(taskId) {
     replace(attempts, attemptRows(changes));
     points = kept.progress.slice(-POINTS_LIMIT);
     drawChart();
+    const latest = changes.length ? changes[changes.length - 1].lifecycleStatus : null;
+    const wanted = status || kept.lifecycleStatus;
+    if (latest !== wanted && behind < 10) {
+      behind += 1;
+      clearTimeout(timer);
+      timer = setTimeout(() => load(wanted), REREAD_AFTER_MS);
+    } else {
+      behind = 0;
+    }
   }
 
   function drawChart() {
@@ -48,7 +60,7 @@ export function timelinePanels(taskId) {
 
   function rereadSoon() {
     clearTimeout(timer);
-    timer = setTimeout(load, REREAD_AFTER_MS);
+    timer = setTimeout(() => load(), REREAD_AFTER_MS);
   }
 
   /** ``task`` is the page's copy of the task (for the progress scale). */
